@@ -1,0 +1,3 @@
+from texbench.cli import main
+
+main()

@@ -1,0 +1,176 @@
+"""The three plugin contracts: :class:`Synthesizer`, :class:`Metric` and :class:`Dataset`.
+
+Built-in and third-party plugins implement the same classes and register the same way
+(:mod:`texbench.registry`). A contract test in ``tests/test_contracts.py`` runs over everything
+registered, so every plugin meets the same bar.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+import torch
+
+from texbench.params import NoParams, build_params, params_to_dict
+
+__all__ = ["Dataset", "DatasetItem", "Metric", "MetricKind", "Synthesizer"]
+
+
+class Synthesizer(abc.ABC):
+    """An image-synthesis method.
+
+    Subclasses set the class attributes and implement :meth:`run`. Parameters are a frozen dataclass
+    ``Params`` whose defaults reproduce the paper; ``presets`` holds named overrides (``tiny`` for tests).
+
+    Class attributes:
+        name: registry key, lowercase with hyphens (``random-phase``).
+        description: one line for ``texbench list``.
+        tasks: the tasks it supports (``texture``, ``style``, ``denoise``, ``sr4``).
+        version: bump whenever outputs change for the same inputs; part of every job key.
+        references: the paper(s).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    tasks: ClassVar[tuple[str, ...]] = ()
+    version: ClassVar[str] = "1"
+    references: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    def __init__(self, params: Any = None) -> None:
+        if params is None:
+            params = self.Params()
+        if not isinstance(params, self.Params):
+            raise TypeError(f"{self.name}: params must be {self.Params.__name__}, got {type(params).__name__}")
+        self.params = params
+        self._info: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(
+        cls, preset: str | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> Synthesizer:
+        """Build with a preset (``paper``/``tiny``/...) and ``key=value`` overrides, checked strictly."""
+        return cls(build_params(cls.Params, preset=preset, presets=cls.presets, overrides=overrides, owner=cls.name))
+
+    def params_dict(self) -> dict[str, Any]:
+        return params_to_dict(self.params)
+
+    def prepare(self, task_input: Any, *, seed: int, device: torch.device) -> None:  # noqa: B027
+        """Optional training step for methods that learn per input (trained weights are cached)."""
+
+    @abc.abstractmethod
+    def run(self, task_input: Any, *, seed: int, device: torch.device) -> torch.Tensor:
+        """Synthesise one output.
+
+        Args:
+            task_input: a :class:`texbench.tasks.TaskInput`.
+            seed: seeds every random choice; the same seed gives the same output on the same device.
+            device: where to compute.
+
+        Returns:
+            Float tensor ``(3, H, W)`` in [0, 1] with ``(H, W) == task_input.size``.
+        """
+
+    def provenance(self) -> dict[str, str]:
+        """Weights used by the method: ``{name: "sha256:..." or "random-init:seed=N"}``."""
+        return {}
+
+    def record(self, **info: Any) -> None:
+        """Attach JSON-serialisable diagnostics (loss curves, iteration counts) to the current job."""
+        self._info.update(info)
+
+    def pop_info(self) -> dict[str, Any]:
+        info, self._info = self._info, {}
+        return info
+
+
+MetricKind = Literal["paired", "unpaired", "set"]
+
+
+class Metric(abc.ABC):
+    """An image-quality metric.
+
+    ``kind`` says how it compares:
+
+    * ``paired``: output and reference are pixel-aligned and the same size (PSNR, SSIM, LPIPS);
+    * ``unpaired``: one output against one reference of any size, comparing statistics (SiFID, Gram);
+    * ``set``: a set of outputs against a set of references (FID, KID): implement :meth:`compute_sets`.
+
+    Per-image metrics implement ``__call__(x, y) -> Tensor[N]`` on float ``(N, 3, H, W)`` in [0, 1].
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool]
+    kind: ClassVar[MetricKind] = "paired"
+    is_differentiable: ClassVar[bool] = False
+    references: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    def __init__(self, params: Any = None, *, device: torch.device | str = "cpu") -> None:
+        if params is None:
+            params = self.Params()
+        if not isinstance(params, self.Params):
+            raise TypeError(f"{self.name}: params must be {self.Params.__name__}, got {type(params).__name__}")
+        self.params = params
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_config(
+        cls, overrides: Mapping[str, Any] | None = None, *, device: torch.device | str = "cpu"
+    ) -> Metric:
+        return cls(build_params(cls.Params, overrides=overrides, owner=cls.name), device=device)
+
+    def params_dict(self) -> dict[str, Any]:
+        return params_to_dict(self.params)
+
+    def provenance(self) -> dict[str, str]:
+        """Weights behind the scores: ``{name: "sha256:..." or "random-init:seed=N"}``; empty if none."""
+        return {}
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-image values, shape ``(N,)``, float64 where the maths allows."""
+        raise NotImplementedError(f"{self.name} is a set-level metric: use compute_sets")
+
+    def compute_sets(
+        self, xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor], *, seed: int = 0
+    ) -> dict[str, float]:
+        """Set-level value(s) between outputs ``xs`` and references ``ys`` (each ``(3, H, W)``).
+
+        Returns a dict with at least ``"value"`` (e.g. also ``"std"`` for KID).
+        """
+        raise NotImplementedError(f"{self.name} is a per-image metric: call it on batches")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetItem:
+    """One image of a dataset. ``load()`` returns float ``(3, H, W)`` in [0, 1]."""
+
+    id: str
+    load: Any  # Callable[[], torch.Tensor]; Any keeps the dataclass hashable and picklable-agnostic
+    source: str = ""
+    license: str = ""
+
+
+class Dataset(abc.ABC):
+    """A named list of images.
+
+    Class attributes:
+        name: registry key.
+        description: one line for ``texbench list``.
+        roles: what the images are good for (``exemplar``, ``content``, ``style``, ``clean``).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    roles: ClassVar[tuple[str, ...]] = ()
+    license: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def items(self) -> list[DatasetItem]:
+        """The images, in a fixed order."""

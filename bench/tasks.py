@@ -1,0 +1,293 @@
+"""Tasks: what a job receives (:class:`TaskInput`), the degradations of restoration tasks, and which
+metrics apply.
+
+Degradations are written down here as code, and their parameters are stored with every result:
+
+* ``denoise``: additive white Gaussian noise, σ given on the 0-255 scale (default 25), drawn from a
+  generator seeded by the clean image's hash (so every method and seed sees the same noisy image), then
+  clipped to [0, 1] by default (``clip = true``, as in Deep Image Prior's and most colour-denoising
+  code; ``clip = false`` keeps the unclipped Gaussian model). The noisy image stays float32, not
+  quantised, so the degradation is exactly the one a method may model.
+* ``sr4``: the high-resolution image is first cropped at the bottom and right to a multiple of 4 in both
+  dimensions ("modcrop", as SR papers do), then down-sampled by 4 with antialiased bicubic interpolation
+  (Keys kernel a = -0.5 widened by the scale factor, the MATLAB ``imresize`` convention; torch's
+  ``interpolate(mode="bicubic", antialias=True)``), clipped to [0, 1] and kept in float32.
+  :func:`downsample` is differentiable, so Deep Image Prior uses the very same operator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from texbench.params import NoParams, build_params, params_to_dict
+
+__all__ = [
+    "TASKS",
+    "DenoiseParams",
+    "Example",
+    "MetricUse",
+    "SR4Params",
+    "Task",
+    "TaskInput",
+    "add_gaussian_noise",
+    "center_crop_resize",
+    "downsample",
+    "get_task",
+    "modcrop",
+    "resize",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInput:
+    """What a synthesizer receives for one job.
+
+    Attributes:
+        task: task name.
+        item: identity of the dataset item(s), e.g. ``"brick"`` or ``"astronaut+marble"``.
+        size: output ``(H, W)`` the method must return.
+        image: texture exemplar (``texture``) or the degraded image (``denoise``, ``sr4``), ``(3, h, w)``.
+        content: content image (``style``), ``(3, H, W)``; the output has its size.
+        style: style image (``style``), ``(3, h, w)``, any size.
+        degradation: the degradation's parameters (restoration tasks), e.g. ``{"sigma": 25.0}``.
+    """
+
+    task: str
+    item: str
+    size: tuple[int, int]
+    image: torch.Tensor | None = None
+    content: torch.Tensor | None = None
+    style: torch.Tensor | None = None
+    degradation: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """A task input plus the reference images metrics compare against (never shown to the method)."""
+
+    input: TaskInput
+    references: Mapping[str, torch.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricUse:
+    """One metric applied in a task: ``metric`` against the reference ``ref`` stored in column ``column``."""
+
+    metric: str
+    ref: str
+    column: str = ""
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.column or self.metric
+
+
+# ----------------------------------------------------------------------------------------------- degradations
+def _as_batch(x: torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim == 3:
+        return x[None], True
+    if x.ndim == 4:
+        return x, False
+    raise ValueError(f"{name} must have shape (3, H, W) or (N, 3, H, W), got {tuple(x.shape)}")
+
+
+def modcrop(image: torch.Tensor, factor: int) -> torch.Tensor:
+    """Crop the bottom and right so that height and width are multiples of ``factor``.
+
+    >>> modcrop(torch.zeros(3, 10, 13), 4).shape
+    torch.Size([3, 8, 12])
+    """
+    h, w = image.shape[-2:]
+    return image[..., : h - h % factor, : w - w % factor]
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bicubic resize of ``(3, H, W)`` or ``(N, 3, H, W)`` to ``size = (H', W')``, clipped to [0, 1]."""
+    x, squeeze = _as_batch(image, "image")
+    if tuple(x.shape[-2:]) == tuple(size):
+        return image
+    y = F.interpolate(x, size=tuple(size), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+    return y[0] if squeeze else y
+
+
+def downsample(image: torch.Tensor, factor: int = 4) -> torch.Tensor:
+    """The ``sr4`` degradation: antialiased bicubic down-sampling by ``factor`` (differentiable).
+
+    Args:
+        image: ``(3, H, W)`` or ``(N, 3, H, W)`` with H and W multiples of ``factor`` (see :func:`modcrop`).
+        factor: integer scale factor.
+
+    Returns:
+        ``(..., 3, H/factor, W/factor)``, clipped to [0, 1].
+    """
+    x, squeeze = _as_batch(image, "image")
+    h, w = x.shape[-2:]
+    if h % factor or w % factor:
+        raise ValueError(f"image size {w}x{h} is not a multiple of {factor}: modcrop it first")
+    y = F.interpolate(x, size=(h // factor, w // factor), mode="bicubic", antialias=True, align_corners=False)
+    y = y.clamp(0, 1)
+    return y[0] if squeeze else y
+
+
+def add_gaussian_noise(
+    image: torch.Tensor, sigma: float, *, generator: torch.Generator, clip: bool = True
+) -> torch.Tensor:
+    """The ``denoise`` degradation: add N(0, (σ/255)²) noise; clip to [0, 1] if ``clip``.
+
+    Args:
+        image: clean ``(3, H, W)`` in [0, 1].
+        sigma: standard deviation on the 0-255 scale.
+        generator: a CPU ``torch.Generator`` (noise is drawn on the CPU so it is identical on every device).
+        clip: clip the result to [0, 1].
+    """
+    noise = torch.randn(image.shape, generator=generator, dtype=torch.float32) * (sigma / 255.0)
+    noisy = image.float() + noise.to(image.device)
+    return noisy.clamp(0, 1) if clip else noisy
+
+
+def center_crop_resize(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Centre-crop to a square and resize to ``size × size`` (antialiased bicubic)."""
+    h, w = image.shape[-2:]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    return resize(image[..., top : top + s, left : left + s], (size, size))
+
+
+def _seed_from(*parts: Any) -> int:
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+# ------------------------------------------------------------------------------------------------------ tasks
+@dataclasses.dataclass(frozen=True)
+class TextureParams:
+    """Texture synthesis: output ``size`` × ``size`` from one exemplar."""
+
+    size: int = 128
+
+    def __post_init__(self) -> None:
+        if self.size < 8:
+            raise ValueError(f"size must be at least 8, got {self.size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DenoiseParams:
+    """Gaussian denoising: σ on the 0-255 scale; ``clip`` the noisy image to [0, 1]."""
+
+    sigma: float = 25.0
+    clip: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.sigma >= 0:
+            raise ValueError(f"sigma must be >= 0, got {self.sigma}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SR4Params:
+    """×4 super-resolution with the antialiased bicubic down-sampler of :func:`downsample`."""
+
+    scale: int = 4
+
+    def __post_init__(self) -> None:
+        if self.scale != 4:
+            raise ValueError("the sr4 task is defined for scale 4 only")
+
+
+class Task:
+    """A task: its dataset roles, parameters, how an example is built, and its metrics."""
+
+    name: str = ""
+    description: str = ""
+    roles: tuple[str, ...] = ()
+    Params: type = NoParams
+    primary_metric: str = ""
+    default_metrics: tuple[MetricUse, ...] = ()
+    min_size: int = 8
+
+    def params(self, overrides: Mapping[str, Any] | None = None) -> Any:
+        return build_params(self.Params, overrides=overrides, owner=f"task {self.name}")
+
+    def params_dict(self, params: Any) -> dict[str, Any]:
+        return params_to_dict(params)
+
+    def build(self, images: Mapping[str, torch.Tensor], *, item: str, params: Any) -> Example:
+        raise NotImplementedError
+
+
+class TextureTask(Task):
+    name = "texture"
+    description = "texture synthesis from one exemplar"
+    roles = ("exemplar",)
+    Params = TextureParams
+    primary_metric = "stats-distance"
+    default_metrics = (MetricUse("stats-distance", "exemplar"),)
+
+    def build(self, images, *, item, params):
+        ex = images["exemplar"]
+        return Example(TaskInput("texture", item, (params.size, params.size), image=ex), {"exemplar": ex})
+
+
+class StyleTask(Task):
+    name = "style"
+    description = "style transfer: a content image rendered in the style of another"
+    roles = ("content", "style")
+    primary_metric = "stats-distance"
+    default_metrics = (MetricUse("stats-distance", "style"), MetricUse("ssim", "content", "ssim-content"))
+
+    def build(self, images, *, item, params):
+        c, s = images["content"], images["style"]
+        inp = TaskInput("style", item, tuple(c.shape[-2:]), content=c, style=s)
+        return Example(inp, {"content": c, "style": s})
+
+
+class DenoiseTask(Task):
+    name = "denoise"
+    description = "additive white Gaussian noise removal (sigma on 0-255)"
+    roles = ("clean",)
+    Params = DenoiseParams
+    primary_metric = "psnr"
+    default_metrics = (MetricUse("psnr", "clean"), MetricUse("ssim", "clean"))
+
+    def build(self, images, *, item, params):
+        from texbench.imageio import image_hash
+
+        clean = images["clean"]
+        gen = torch.Generator().manual_seed(_seed_from("denoise", image_hash(clean), params.sigma))
+        noisy = add_gaussian_noise(clean, params.sigma, generator=gen, clip=params.clip)
+        deg = {"sigma": params.sigma, "clip": params.clip, "noise": "gaussian, seeded by the clean image hash"}
+        return Example(TaskInput("denoise", item, tuple(clean.shape[-2:]), image=noisy, degradation=deg), {"clean": clean})
+
+
+class SR4Task(Task):
+    name = "sr4"
+    description = "x4 super-resolution of antialiased-bicubic down-sampled images"
+    roles = ("clean",)
+    Params = SR4Params
+    primary_metric = "psnr"
+    default_metrics = (MetricUse("psnr", "clean"), MetricUse("psnr-y", "clean"), MetricUse("ssim", "clean"))
+    min_size = 16
+
+    def build(self, images, *, item, params):
+        hr = modcrop(images["clean"], params.scale)
+        lr = downsample(hr, params.scale)
+        deg = {"scale": params.scale, "kernel": "bicubic-antialias(a=-0.5)", "crop": "modcrop bottom/right"}
+        return Example(TaskInput("sr4", item, tuple(hr.shape[-2:]), image=lr, degradation=deg), {"clean": hr})
+
+
+TASKS: dict[str, Task] = {t.name: t for t in (TextureTask(), StyleTask(), DenoiseTask(), SR4Task())}
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; tasks: {', '.join(TASKS)}") from None
