@@ -211,6 +211,8 @@ class Task:
     Params: type = NoParams
     primary_metric: str = ""
     default_metrics: tuple[MetricUse, ...] = ()
+    #: set-level metrics (FID, KID) computed over all outputs of one method on one dataset
+    set_metrics: tuple[MetricUse, ...] = ()
     min_size: int = 8
 
     def params(self, overrides: Mapping[str, Any] | None = None) -> Any:

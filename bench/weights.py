@@ -42,6 +42,7 @@ __all__ = [
     "fetch",
     "find_cached",
     "provenance",
+    "random_init_allowed",
     "random_init_provenance",
     "register_spec",
     "resolve",
@@ -321,3 +322,25 @@ def provenance(spec: WeightSpec) -> str:
 def random_init_provenance(seed: int) -> str:
     """Provenance string for the loud, recorded offline fallback to seeded random weights."""
     return f"random-init:seed={seed}"
+
+
+RANDOM_INIT_ENV = "TEXBENCH_ALLOW_RANDOM_WEIGHTS"
+
+
+def random_init_allowed() -> bool:
+    """Whether a missing weights file may fall back to seeded random initialisation.
+
+    Off unless the suite says ``allow_random_init = true`` (the runner then sets
+    ``TEXBENCH_ALLOW_RANDOM_WEIGHTS=1`` so worker processes see it too) or the user sets that variable.
+    """
+    return os.environ.get(RANDOM_INIT_ENV, "") == "1"
+
+
+def warn_random_init(spec: WeightSpec, seed: int) -> str:
+    """Announce the fallback loudly on stderr and return the provenance string to record."""
+    print(
+        f"WARNING: weights {spec.name!r} are not available; using RANDOM initialisation (seed {seed}). "
+        f"Scores are not comparable with published numbers. Run `texbench weights fetch {spec.name}`.",
+        file=sys.stderr,
+    )
+    return random_init_provenance(seed)
