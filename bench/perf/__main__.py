@@ -1,0 +1,3 @@
+from texbench.perf import main
+
+main()
