@@ -1,0 +1,71 @@
+"""Image grids: for each task, rows of examples with their input(s) and every method's output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from texbench import columns as C
+from texbench.store import Store
+
+__all__ = ["make_grid", "write_grids"]
+
+_ROLE_ORDER = ("exemplar", "content", "style", "degraded", "clean")
+
+
+def make_grid(rows: list[list[tuple[str, Path | None]]], *, cell: int = 128, pad: int = 4):
+    """Compose a labelled grid (a PIL image) from rows of ``(title, image path or None)``."""
+    from PIL import Image, ImageDraw
+
+    ncols = max(len(r) for r in rows)
+    title_h = 14
+    W = ncols * (cell + pad) + pad
+    H = len(rows) * (cell + title_h + pad) + pad
+    canvas = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(canvas)
+    for ri, row in enumerate(rows):
+        y = pad + ri * (cell + title_h + pad)
+        for ci, (title, path) in enumerate(row):
+            x = pad + ci * (cell + pad)
+            draw.text((x, y), title[:22], fill="black")
+            if path is None or not Path(path).is_file():
+                draw.rectangle([x, y + title_h, x + cell - 1, y + title_h + cell - 1], outline="gray")
+                continue
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                im.thumbnail((cell, cell), Image.Resampling.LANCZOS)
+                canvas.paste(im, (x + (cell - im.width) // 2, y + title_h + (cell - im.height) // 2))
+    return canvas
+
+
+def write_grids(store: Store, *, max_rows: int = 4, cell: int = 128) -> list[Path]:
+    """Write ``grid_<task>.png`` into the run directory: up to ``max_rows`` items, seed with the lowest
+    number, inputs first (the degraded input for restoration tasks), then each method's output."""
+    import io
+
+    from texbench.imageio import atomic_write_bytes
+
+    jobs = store.jobs_frame()
+    inputs = dict(store.conn.execute("SELECT hash, path FROM inputs"))
+    written = []
+    for task in dict.fromkeys(jobs[C.TASK]):
+        tj = jobs[jobs[C.TASK] == task]
+        labels = list(dict.fromkeys(tj[C.LABEL]))
+        rows = []
+        for item in list(dict.fromkeys(tj[C.ITEM]))[:max_rows]:
+            ij = tj[tj[C.ITEM] == item].sort_values(C.SEED)
+            first = ij.iloc[0]
+            hashes = json.loads(first["input_hashes"])
+            row = [(role, store.root / inputs[hashes[role]]) for role in _ROLE_ORDER if role in hashes and hashes[role] in inputs]
+            for lab in labels:
+                lj = ij[(ij[C.LABEL] == lab) & (ij[C.STATUS] == C.STATUS_OK)]
+                row.append((lab, store.root / lj.iloc[0][C.OUTPUT] if len(lj) else None))
+            rows.append(row)
+        if not rows:
+            continue
+        buf = io.BytesIO()
+        make_grid(rows, cell=cell).save(buf, format="PNG")
+        dest = store.root / f"grid_{task}.png"
+        atomic_write_bytes(dest, buf.getvalue())
+        written.append(dest)
+    return written

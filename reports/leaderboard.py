@@ -1,0 +1,217 @@
+"""Leaderboards from a results store: pandas tables, Markdown and CSV, no method re-run.
+
+One table per task: rows are methods (suite labels); per-image metrics are reported as the mean with a
+95% confidence interval (Student t over images × seeds), seed-pair diversity as a mean ± CI over items,
+set-level metrics (FID, KID) as their value (mean ± CI over seeds when there are several); then the
+median seconds per image, the number of failed jobs, and the rank by the task's primary metric.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from texbench import columns as C
+from texbench.store import Store
+
+__all__ = ["leaderboard_markdown", "leaderboard_tables", "mean_ci", "write_leaderboard"]
+
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
+    """Mean, half-width of the Student-t confidence interval, and count (NaN half-width for n < 2).
+
+    >>> m, h, n = mean_ci([1.0, 2.0, 3.0])
+    >>> (m, round(h, 4), n)
+    (2.0, 2.4841, 3)
+    """
+    import numpy as np
+    from scipy import stats
+
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    n = int(v.size)
+    if n == 0:
+        return math.nan, math.nan, 0
+    if n == 1:
+        return float(v[0]), math.nan, 1
+    sem = float(v.std(ddof=1) / math.sqrt(n))
+    return float(v.mean()), float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sem), n
+
+
+def _direction(metric: str) -> bool | None:
+    from texbench import registry
+
+    try:
+        return bool(registry.metrics.get(metric).higher_is_better)
+    except Exception:
+        return None
+
+
+def _fmt(mean: float, half: float) -> str:
+    if not math.isfinite(mean):
+        return "—"
+    digits = 4 if abs(mean) < 1 else 2
+    if math.isfinite(half):
+        return f"{mean:.{digits}f} ± {half:.{digits}f}"
+    return f"{mean:.{digits}f}"
+
+
+def leaderboard_tables(store: Store) -> dict[str, Any]:
+    """Task -> DataFrame indexed by method label, with ``<col>``, ``<col> ci95``, ``<col> n`` columns,
+    ``median s/img``, ``failed`` and ``rank``; ``df.attrs`` holds the column directions and the primary
+    metric."""
+    import pandas as pd
+
+    from texbench.tasks import TASKS
+
+    jobs = store.jobs_frame()
+    scores = store.scores_frame()
+    groups = store.group_scores_frame()
+    tables = {}
+    for task in [t for t in TASKS if t in set(jobs[C.TASK])] + sorted(set(jobs[C.TASK]) - set(TASKS)):
+        tj = jobs[jobs[C.TASK] == task]
+        labels = list(dict.fromkeys(tj[C.LABEL]))
+        rows: dict[str, dict[str, Any]] = {lab: {} for lab in labels}
+        directions: dict[str, bool | None] = {}
+        order: list[str] = []
+        ts = scores[scores[C.TASK] == task]
+        for col in dict.fromkeys(ts[C.COLUMN]):
+            sub = ts[ts[C.COLUMN] == col]
+            directions[col] = _direction(sub["metric"].iloc[0])
+            order.append(col)
+            for lab in labels:
+                m, h, n = mean_ci(sub[sub[C.LABEL] == lab][C.VALUE].tolist())
+                rows[lab].update({col: m, f"{col} ci95": h, f"{col} n": n})
+        tg = groups[groups[C.TASK] == task] if len(groups) else groups
+        for col in dict.fromkeys(tg[C.COLUMN]) if len(tg) else []:
+            sub = tg[tg[C.COLUMN] == col]
+            directions[col] = _direction(sub["metric"].iloc[0])
+            order.append(col)
+            for lab in labels:
+                m, h, n = mean_ci(sub[sub[C.LABEL] == lab][C.VALUE].tolist())
+                rows[lab].update({col: m, f"{col} ci95": h, f"{col} n": n})
+        for lab in labels:
+            lj = tj[tj[C.LABEL] == lab]
+            ok = lj[lj[C.STATUS] == C.STATUS_OK]
+            rows[lab][C.MEDIAN_SECONDS] = float(ok[C.SECONDS].median()) if len(ok) else math.nan
+            rows[lab][C.FAILED] = int((lj[C.STATUS] == C.STATUS_FAILED).sum())
+            rows[lab][C.N] = int(len(lj))
+        df = pd.DataFrame.from_dict(rows, orient="index")
+        df.index.name = C.LABEL
+        primary = TASKS[task].primary_metric if task in TASKS else ""
+        pcol = next((c for c in order if c == primary), None)
+        if pcol is None:
+            pcol = next((c for c in order if ts[ts[C.COLUMN] == c]["metric"].iloc[0] == primary), None) if len(ts) else None
+        if pcol is None and order:
+            pcol = order[0]
+        if pcol is not None and pcol in df:
+            asc = not directions.get(pcol, False)
+            df[C.RANK] = df[pcol].rank(ascending=asc, method="min")
+            df = df.sort_values([C.RANK], na_position="last")
+        df.attrs.update(directions=directions, primary=pcol, columns=order)
+        tables[task] = df
+    return tables
+
+
+def _provenance(store: Store) -> list[str]:
+    seen = set()
+    for (p,) in store.conn.execute(
+        "SELECT DISTINCT provenance FROM scores UNION SELECT DISTINCT provenance FROM group_scores "
+        "UNION SELECT DISTINCT provenance FROM jobs"
+    ):
+        if not p:
+            continue
+        for k, v in json.loads(p).items():
+            seen.add(f"{k}: {v}")
+    return sorted(seen)
+
+
+def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> str:
+    """The whole leaderboard as Markdown: header (suite, code, environment, weights) + one table per task."""
+    import pandas as pd
+
+    from texbench.tasks import TASKS
+
+    tables = leaderboard_tables(store) if tables is None else tables
+    meta = store.meta()
+    env = meta.get("env", {})
+    lines = [f"# texbench leaderboard: {meta.get('suite', '?')}", ""]
+    if meta.get("description"):
+        lines += [meta["description"], ""]
+    lines += [
+        f"- suite: `{meta.get('suite_source', '?')}`",
+        f"- code: texbench {env.get('texbench', '?')}" + (f" (git {env['git']})" if env.get("git") else ""),
+        f"- environment: Python {env.get('python', '?')}, torch {env.get('torch', '?')}, "
+        f"device {env.get('device', '?')}" + (f" ({env['gpu']})" if env.get("gpu") else "")
+        + f", {env.get('torch_threads', '?')} torch threads, {env.get('platform', '?')}",
+    ]
+    prov = _provenance(store)
+    lines.append("- weights: " + ("; ".join(f"`{p}`" for p in prov) if prov else "none (weight-free methods and metrics)"))
+    if any("random-init" in p for p in prov):
+        lines.append("- **WARNING: some scores use randomly initialised networks (offline fallback); they are not "
+                     "comparable with published numbers.**")
+    lines += ["- values: mean ± 95% CI (Student t) over images × seeds; set-level metrics over seeds; "
+              "↑ higher is better, ↓ lower is better", ""]
+    jobs = store.jobs_frame()
+    for task, df in tables.items():
+        desc = TASKS[task].description if task in TASKS else ""
+        lines += [f"## {task}" + (f": {desc}" if desc else ""), ""]
+        tj = jobs[jobs[C.TASK] == task]
+        lines.append(f"dataset: {', '.join(sorted(set(tj[C.DATASET])))}; primary metric: {df.attrs.get('primary')}")
+        lines.append("")
+        show = pd.DataFrame(index=df.index)
+        if C.RANK in df:
+            show[C.RANK] = [str(int(r)) if math.isfinite(r) else "—" for r in df[C.RANK]]
+        for col in df.attrs.get("columns", []):
+            d = df.attrs["directions"].get(col)
+            arrow = " ↑" if d else (" ↓" if d is False else "")
+            show[col + arrow] = [_fmt(m, h) for m, h in zip(df[col], df[f"{col} ci95"])]
+        show[C.MEDIAN_SECONDS] = [f"{s:.3g}" if math.isfinite(s) else "—" for s in df[C.MEDIAN_SECONDS]]
+        show[C.FAILED] = [f"{f}/{n}" for f, n in zip(df[C.FAILED], df[C.N])]
+        lines += [show.reset_index().to_markdown(index=False), ""]
+        grid = store.root / f"grid_{task}.png"
+        if grid.is_file():
+            lines += [f"![{task} examples]({grid.name})", ""]
+    failed = jobs[jobs[C.STATUS] == C.STATUS_FAILED]
+    if len(failed):
+        lines += ["## Failures", ""]
+        for _, r in failed.iterrows():
+            lines.append(f"- {r[C.TASK]} / {r[C.LABEL]} / {r[C.ITEM]} / seed {r[C.SEED]}: `{r[C.ERROR]}`")
+        lines.append("")
+    errs = store.conn.execute(
+        "SELECT s.column, s.error, COUNT(*) FROM scores s JOIN jobs j ON j.job_key = s.job_key "
+        "WHERE s.error IS NOT NULL AND j.status = 'ok' GROUP BY s.column, s.error "
+        "UNION ALL SELECT column, error, COUNT(*) FROM group_scores WHERE error IS NOT NULL GROUP BY column, error"
+    ).fetchall()
+    if errs:
+        lines += ["## Metric errors", ""]
+        lines += [f"- {col} ({n}×): `{err}`" for col, err, n in errs]
+        lines.append("")
+    bad = store.bad_inputs_frame()
+    if len(bad):
+        lines += ["## Skipped inputs", ""]
+        lines += [f"- {r['task']} / {r['dataset']} / {r['item']}: {r['error']}" for _, r in bad.iterrows()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_leaderboard(store: Store, out_dir: str | Path | None = None) -> Path:
+    """Write ``leaderboard.md`` and ``leaderboard.csv`` (long format: one row per task × method) and
+    return the Markdown path."""
+    import pandas as pd
+
+    from texbench.imageio import atomic_write_bytes
+
+    out = Path(out_dir) if out_dir else store.root
+    tables = leaderboard_tables(store)
+    md = leaderboard_markdown(store, tables)
+    frames = []
+    for task, df in tables.items():
+        f = df.reset_index()
+        f.insert(0, C.TASK, task)
+        frames.append(f)
+    csv = pd.concat(frames, ignore_index=True).to_csv(index=False) if frames else ""
+    atomic_write_bytes(out / "leaderboard.md", md.encode())
+    atomic_write_bytes(out / "leaderboard.csv", csv.encode())
+    return out / "leaderboard.md"
