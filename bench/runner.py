@@ -151,13 +151,13 @@ def run_suite(
         if write_report:
             from texbench.reports.leaderboard import write_leaderboard
 
-            summary.leaderboard = write_leaderboard(store)
             try:
                 from texbench.reports.grid import write_grids
 
                 write_grids(store)
             except Exception as exc:  # a picture must never cost the numbers
                 print(f"warning: image grids not written: {exc}", file=sys.stderr)
+            summary.leaderboard = write_leaderboard(store)
         return summary
     finally:
         store.close()

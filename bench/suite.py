@@ -285,6 +285,17 @@ def expand(suite: Suite, *, data_root: Path | None = None, on_bad_input=None) ->
     jobs: list[Job] = []
     for spec in suite.tasks:
         task = get_task(spec.task)
+        methods = []
+        for m in spec.methods:  # resolved first, so a typo fails before any image is loaded
+            try:
+                cls = registry.synthesizers.get(m.name)
+                params = cls.from_config(m.preset, m.params).params_dict()
+            except (registry.PluginError, ValueError, TypeError) as exc:
+                raise SuiteError(f"{suite.source}: task {task.name}, method {m.display}: {exc}") from None
+            if task.name not in cls.tasks:
+                raise SuiteError(f"method {m.name!r} does not support task {task.name!r} "
+                                 f"(it supports {', '.join(cls.tasks)})")
+            methods.append((m, cls, params))
         tparams = task.params(spec.params)
         tparams_dict = params_to_dict(tparams)
         loaded: dict[str, list[tuple[str, torch.Tensor]]] = {}
@@ -316,15 +327,10 @@ def expand(suite: Suite, *, data_root: Path | None = None, on_bad_input=None) ->
             images = {role: x[1] for role, x in combo}
             hashes = {role: image_hash(img) for role, img in images.items()}
             example = task.build(images, item=item, params=tparams)
-            for m in spec.methods:
-                cls = registry.synthesizers.get(m.name)
-                if task.name not in cls.tasks:
-                    raise SuiteError(f"method {m.name!r} does not support task {task.name!r} "
-                                     f"(it supports {', '.join(cls.tasks)})")
-                synth = cls.from_config(m.preset, m.params)
+            for m, cls, params in methods:
                 for seed in seeds:
                     key = _job_key({"task": task.name, "task_params": tparams_dict, "inputs": hashes,
-                                    "method": m.name, "version": cls.version, "params": synth.params_dict(),
+                                    "method": m.name, "version": cls.version, "params": params,
                                     "seed": seed})
                     jobs.append(Job(key, task.name, spec.dataset_label, item, m, seed, example, hashes,
                                     tparams_dict))

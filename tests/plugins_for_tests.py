@@ -1,0 +1,55 @@
+"""Plugins used by the runner tests: good, slow and broken methods (loaded with --plugin)."""
+
+import os
+import time
+
+import torch
+
+from texbench.base import Synthesizer
+
+
+class CopyInput(Synthesizer):
+    name = "copy-input"
+    description = "returns the degraded input unchanged (test plugin)"
+    tasks = ("denoise",)
+
+    def run(self, task_input, *, seed, device):
+        return task_input.image.clone()
+
+
+class SlowCopy(Synthesizer):
+    name = "slow-copy"
+    description = "the noisy input, slightly smoothed, after a pause (test plugin for kill -9)"
+    tasks = ("denoise",)
+
+    def run(self, task_input, *, seed, device):
+        time.sleep(float(os.environ.get("TEXBENCH_TEST_SLEEP", "0.4")))
+        x = task_input.image
+        return (0.5 * x + 0.25 * x.roll(1, -1) + 0.25 * x.roll(-1, -1)).clamp(0, 1)
+
+
+class Raiser(Synthesizer):
+    name = "raiser"
+    description = "always raises (test plugin)"
+    tasks = ("denoise",)
+
+    def run(self, task_input, *, seed, device):
+        raise RuntimeError("deliberate failure in a plugin")
+
+
+class NaNMaker(Synthesizer):
+    name = "nan-maker"
+    description = "returns NaN (test plugin)"
+    tasks = ("denoise",)
+
+    def run(self, task_input, *, seed, device):
+        return torch.full((3, *task_input.size), float("nan"))
+
+
+class WrongShape(Synthesizer):
+    name = "wrong-shape"
+    description = "returns the wrong shape (test plugin)"
+    tasks = ("denoise",)
+
+    def run(self, task_input, *, seed, device):
+        return torch.zeros(3, task_input.size[0] + 1, task_input.size[1])

@@ -1,0 +1,153 @@
+"""End to end: suites run, resume, record failures and bad inputs, and report from the store."""
+
+from __future__ import annotations
+
+import sqlite3
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from texbench.cli import main
+from texbench.registry import load_plugin_file
+from texbench.runner import run_suite
+from texbench.store import Store
+from texbench.suite import SuiteError, load_suite
+
+PLUGINS = str(Path(__file__).with_name("plugins_for_tests.py"))
+
+
+def _images(folder: Path, n: int = 3, size: int = 32, corrupt: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        base = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
+        img = Image.fromarray(base).resize((size, size), Image.Resampling.BICUBIC)
+        img.save(folder / f"img{i}.png")
+    if corrupt:
+        (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    return folder
+
+
+def _suite(tmp_path: Path, methods: str, *, corrupt=False, extra="") -> Path:
+    data = _images(tmp_path / "data", corrupt=corrupt)
+    p = tmp_path / "s.toml"
+    p.write_text(textwrap.dedent(f"""
+        name = "t"
+        seeds = [0]
+        [[task]]
+        name = "denoise"
+        datasets = {{ clean = {{ path = "{data}" }} }}
+        params = {{ sigma = 25 }}
+        methods = [{methods}]
+        {extra}
+    """))
+    return p
+
+
+def test_run_resume_and_report(tmp_path, capsys):
+    suite = load_suite(str(_suite(tmp_path, '{ name = "gaussian-filter" }, { name = "nl-means", preset = "tiny" }')))
+    out = tmp_path / "run"
+    s1 = run_suite(suite, out, progress=False)
+    assert (s1.total, s1.ran, s1.failed) == (6, 6, 0)
+    md = (out / "leaderboard.md").read_text()
+    assert "## denoise" in md and "gaussian-filter" in md and "nl-means[tiny]" in md
+    assert (out / "grid_denoise.png").is_file()
+    csv = pd.read_csv(out / "leaderboard.csv")
+    assert set(csv["label"]) == {"gaussian-filter", "nl-means[tiny]"}
+    assert csv["psnr"].between(20, 40).all()
+    assert sorted(csv["rank"]) == [1, 2]
+    # resume: nothing re-runs, the message says so
+    s2 = run_suite(suite, out, progress=False)
+    assert s2.ran == 0 and s2.skipped == 6
+    assert "already done" in capsys.readouterr().out
+    # the report regenerates the same leaderboard from the store alone
+    res = CliRunner().invoke(main, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "leaderboard.md").read_text() == md
+    with Store(out) as st:
+        assert st.integrity_check() == "ok"
+        assert st.conn.execute("SELECT COUNT(*), COUNT(DISTINCT job_key) FROM jobs").fetchone() == (6, 6)
+
+
+def test_failing_plugins_are_recorded_and_others_complete(tmp_path):
+    load_plugin_file(PLUGINS)
+    methods = ", ".join(f'{{ name = "{m}" }}' for m in ["raiser", "nan-maker", "wrong-shape", "copy-input"])
+    suite = load_suite(str(_suite(tmp_path, methods, corrupt=True)))
+    out = tmp_path / "run"
+    summary = run_suite(suite, out, progress=False, plugin_files=[PLUGINS])
+    assert summary.bad_inputs == 1 and summary.failed == 9 and summary.ran == 12
+    with Store(out) as st:
+        jobs = st.jobs_frame()
+        errs = dict(zip(jobs["method"], jobs["error"]))
+        assert "deliberate failure" in errs["raiser"]
+        assert "non-finite" in errs["nan-maker"]
+        assert "shape (3, 33, 32)" in errs["wrong-shape"]
+        assert (jobs[jobs["method"] == "copy-input"]["status"] == "ok").all()
+        assert st.scores_frame().query("label == 'copy-input'")["value"].notna().all()
+        bad = st.bad_inputs_frame()
+        assert list(bad["item"]) == ["broken"] and "broken.png" in bad["error"][0]
+    md = (out / "leaderboard.md").read_text()
+    assert "## Failures" in md and "deliberate failure" in md and "## Skipped inputs" in md
+    assert "| copy-input" in md
+
+
+def test_suite_errors_are_clear(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text('[[task]]\nname = "denoise"\ndatasets = { clean = "builtin-clean" }\nmethods = [{ name = "bicubic" }]\n')
+    suite = load_suite(str(p))
+    with pytest.raises(SuiteError, match="does not support task 'denoise'"):
+        run_suite(suite, tmp_path / "r", progress=False)
+    p.write_text('[[task]]\nname = "denoise"\nmethods = [{ name = "nl-means" }]\n')
+    with pytest.raises(SuiteError, match="needs the role"):
+        load_suite(str(p))
+    p.write_text('[[task]]\nname = "denoise"\ndatasets = { clean = "builtin-clean" }\nmethods = [{ name = "nl-means", params = { patch_sise = 3 } }]\n')
+    with pytest.raises(SuiteError, match="unknown parameter.*patch_sise"):
+        run_suite(load_suite(str(p)), tmp_path / "r2", progress=False)
+    with pytest.raises(SuiteError, match="unknown suite"):
+        load_suite("no-such-suite")
+
+
+def test_process_executor_gives_the_same_scores(tmp_path):
+    suite = load_suite(str(_suite(tmp_path, '{ name = "gaussian-filter" }')))
+    run_suite(suite, tmp_path / "a", progress=False, write_report=False)
+    run_suite(suite, tmp_path / "b", progress=False, write_report=False, executor="process", workers=2)
+
+    def scores(d):
+        con = sqlite3.connect(d / "results.sqlite")
+        return sorted(con.execute("SELECT job_key, column, value FROM scores"))
+
+    assert scores(tmp_path / "a") == scores(tmp_path / "b")
+
+
+def test_texture_seeds_and_style_pairs(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text(textwrap.dedent("""
+        name = "tex"
+        [[task]]
+        name = "texture"
+        datasets = { exemplar = "builtin-textures" }
+        limit = 2
+        image_size = 32
+        params = { size = 48 }
+        seeds = [0, 1]
+        methods = [{ name = "random-phase" }]
+        [[task]]
+        name = "style"
+        datasets = { content = "builtin-content", style = "builtin-styles" }
+        limit = 2
+        image_size = 32
+        methods = [{ name = "reinhard" }]
+    """))
+    s = run_suite(load_suite(str(p)), tmp_path / "r", progress=False)
+    assert s.total == 2 * 2 + 2 * 2 and s.failed == 0
+    with Store(tmp_path / "r") as st:
+        jobs = st.jobs_frame()
+    assert set(jobs.query("task == 'style'")["item"]) == {"astronaut+hubble-deep-field", "astronaut+cells",
+                                                          "chelsea+hubble-deep-field", "chelsea+cells"}
+    outs = jobs.query("task == 'texture'")
+    assert outs["output_hash"].nunique() == 4  # different seeds, different textures
