@@ -387,7 +387,7 @@ def weights_fetch(names, force):
 @click.argument("names", nargs=-1)
 def weights_verify(names):
     """Re-hash the cached copies of NAMES (default: all); exit 1 if any is missing or wrong."""
-    from texbench.weights import WeightsError, _candidates, sha256_file
+    from texbench.weights import _candidates, sha256_file
 
     bad = 0
     for spec in _specs(names):

@@ -45,7 +45,6 @@ class ImageError(ValueError):
 
 def _pil_to_array(img) -> np.ndarray:
     """Convert a PIL image in any common mode into float32 RGB (H, W, 3) in [0, 1]."""
-    from PIL import Image
 
     mode = img.mode
     if mode == "P" or mode == "PA":

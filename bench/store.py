@@ -16,8 +16,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from texbench import columns as C
-
 __all__ = ["Store"]
 
 _SCHEMA = """

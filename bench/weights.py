@@ -122,8 +122,7 @@ def register_spec(spec: WeightSpec) -> WeightSpec:
 def all_specs() -> dict[str, WeightSpec]:
     """Every registered spec: those of modules imported so far plus those declared by plugins under the
     entry-point group ``texbench.weights`` (each entry point names a module that registers specs)."""
-    from importlib import metadata
-    from importlib import import_module
+    from importlib import import_module, metadata
 
     for ep in metadata.entry_points(group="texbench.weights"):
         try:

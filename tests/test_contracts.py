@@ -1,0 +1,100 @@
+"""One contract for everything registered (timm-style): every method and metric meets the same bar."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from texbench import registry
+from texbench.tasks import TaskInput, get_task
+
+CPU = torch.device("cpu")
+
+
+def _smooth(h, w, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 3, max(h // 8, 2), max(w // 8, 2), generator=g)
+    return torch.nn.functional.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)[0].clamp(0, 1)
+
+
+def _example(task: str):
+    t = get_task(task)
+    if task == "texture":
+        return t.build({"exemplar": _smooth(48, 48, 0)}, item="c", params=t.params({"size": 56}))
+    if task == "style":
+        return t.build({"content": _smooth(48, 40, 1), "style": _smooth(40, 48, 2)}, item="c", params=t.params())
+    return t.build({"clean": _smooth(64, 64, 3)}, item="c", params=t.params())
+
+
+def _method_cases():
+    cases = []
+    for name in registry.synthesizers.names():
+        try:
+            cls = registry.synthesizers.get(name)
+        except registry.PluginError:
+            continue
+        for task in cls.tasks:
+            cases.append(pytest.param(name, task, id=f"{name}-{task}"))
+    return cases
+
+
+@pytest.fixture(autouse=True)
+def _allow_random_weights(monkeypatch):
+    # contracts are about shapes and determinism, not about pretrained values
+    monkeypatch.setenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", "1")
+
+
+@pytest.mark.parametrize("name,task", _method_cases())
+def test_synthesizer_contract(name, task):
+    cls = registry.synthesizers.get(name)
+    assert name == name.lower() and " " not in name
+    assert cls.description and cls.references, "every method has a description and a References line"
+    preset = "tiny" if "tiny" in cls.presets else None
+    m = cls.from_config(preset)
+    ex = _example(task)
+    m.prepare(ex.input, seed=0, device=CPU)
+    a = m.run(ex.input, seed=0, device=CPU)
+    assert isinstance(a, torch.Tensor) and a.shape == (3, *ex.input.size)
+    assert a.is_floating_point() and torch.isfinite(a).all()
+    assert a.min() >= -1e-3 and a.max() <= 1 + 1e-3
+    b = cls.from_config(preset).run(ex.input, seed=0, device=CPU)
+    torch.testing.assert_close(a, b, rtol=0, atol=0, msg="same seed must give the same output")
+    empty = TaskInput(task, "empty", ex.input.size)
+    with pytest.raises((ValueError, TypeError)):
+        cls.from_config(preset).run(empty, seed=0, device=CPU)
+
+
+def _metric_cases():
+    out = []
+    for name in registry.metrics.names():
+        try:
+            registry.metrics.get(name)
+        except registry.PluginError:
+            continue
+        out.append(name)
+    return out
+
+
+@pytest.mark.parametrize("name", _metric_cases())
+def test_metric_contract(name):
+    cls = registry.metrics.get(name)
+    assert cls.kind in ("paired", "unpaired", "set")
+    assert isinstance(cls.higher_is_better, bool) and cls.description and cls.references
+    m = cls()
+    x = torch.stack([_smooth(64, 64, s) for s in range(3)])
+    y = torch.stack([_smooth(64, 64, s + 10) for s in range(3)])
+    if cls.kind == "set":
+        res = m.compute_sets(list(x), list(y), seed=0)
+        assert math.isfinite(res["value"])
+        return
+    v = m(x, y)
+    assert v.shape == (3,) and torch.isfinite(v).all()
+    single = torch.cat([m(x[i : i + 1], y[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(v.double(), single.double(), rtol=1e-5, atol=1e-6)
+    same = m(x, x)
+    better = same >= v if cls.higher_is_better else same <= v
+    assert better.all(), "an image compared with itself scores at least as well as with another"
+    with pytest.raises((ValueError, TypeError)):
+        m(x[:, :1], y[:, :1])
