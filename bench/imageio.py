@@ -103,8 +103,7 @@ def load_image(path: str | os.PathLike, *, min_size: int = 1) -> torch.Tensor:
     try:
         with Image.open(p) as img:
             img.load()  # forces decoding, so truncated files fail here and not later
-            img = ImageOps.exif_transpose(img)
-            arr = _pil_to_array(img)
+            arr = _pil_to_array(ImageOps.exif_transpose(img))
     except UnidentifiedImageError:
         raise ImageError(f"{p}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:

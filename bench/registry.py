@@ -180,7 +180,7 @@ def load_plugin_file(path: str | Path) -> list[str]:
         for base, reg in ((Synthesizer, synthesizers), (Metric, metrics), (Dataset, datasets)):
             if issubclass(obj, base) and obj is not base and getattr(obj, "name", None):
                 reg.register(obj, origin=str(p))
-                names.append(obj.name)
+                names.append(obj.name)  # type: ignore[attr-defined]
     return names
 
 

@@ -315,6 +315,7 @@ def expand(suite: Suite, *, data_root: Path | None = None, on_bad_input=None) ->
                         raise
                     on_bad_input(task.name, spec.datasets[role].display, it.id, str(exc))
             loaded[role] = good
+        combos: list[tuple[tuple[str, tuple[str, torch.Tensor]], ...]]
         if len(task.roles) == 1:
             combos = [((task.roles[0], x),) for x in loaded[task.roles[0]]]
         elif spec.pairs == "zip":
