@@ -151,3 +151,16 @@ def test_texture_seeds_and_style_pairs(tmp_path):
                                                           "chelsea+hubble-deep-field", "chelsea+cells"}
     outs = jobs.query("task == 'texture'")
     assert outs["output_hash"].nunique() == 4  # different seeds, different textures
+
+
+def test_ray_executor_gives_the_same_scores(tmp_path):
+    pytest.importorskip("ray", reason="Ray is optional: pip install -e '.[ray]'")
+    suite = load_suite(str(_suite(tmp_path, '{ name = "gaussian-filter" }')))
+    run_suite(suite, tmp_path / "a", progress=False, write_report=False)
+    run_suite(suite, tmp_path / "b", progress=False, write_report=False, executor="ray")
+
+    def scores(d):
+        con = sqlite3.connect(d / "results.sqlite")
+        return sorted(con.execute("SELECT job_key, column, value FROM scores"))
+
+    assert scores(tmp_path / "a") == scores(tmp_path / "b")
