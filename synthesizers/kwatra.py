@@ -27,11 +27,11 @@ import torch.nn.functional as F
 
 from texbench.base import Synthesizer
 from texbench.synthesizers.patches import (
+    PatchIndex,
     aggregate_patches,
     check_exemplar,
     gather_patches,
     grid_positions,
-    nearest_patches,
 )
 
 __all__ = ["KwatraParams", "TextureOptimization", "texture_optimization"]
@@ -116,11 +116,12 @@ def texture_optimization(
             if x is None:  # random initial assignment of exemplar neighbourhoods, then their average
                 idx = torch.randint(n_cand, (gy.numel(),), generator=generator).to(dev)
                 x = aggregate_patches(gather_patches(ex_l, p, idx // nx, idx % nx), gy, gx, p, out_hw)
+            index = PatchIndex(ex_l, p)
             prev_idx = None
             energies = []
             for _ in range(params.iterations):
                 xp = gather_patches(x, p, gy, gx)
-                d2, idx = nearest_patches(xp, ex_l, p)  # M-step
+                _, idx = index.search(xp)  # M-step
                 z = gather_patches(ex_l, p, idx // nx, idx % nx)
                 dist = (xp - z).pow(2).sum(1).sqrt()
                 energies.append(float(dist.double().pow(r).sum()))

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "PatchIndex",
     "aggregate_patches",
     "check_exemplar",
     "extract_patches",
@@ -143,14 +144,63 @@ def window_sums(plane: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return s[h:, w:] - s[:-h, w:] - s[h:, :-w] + s[:-h, :-w]
 
 
-def nearest_patches(
-    queries: torch.Tensor, image: torch.Tensor, size: int, *, chunk_values: int = 1 << 24
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact nearest neighbours (squared L2) of patch vectors among all stride-1 patches of ``image``.
+class PatchIndex:
+    """Exact nearest-neighbour search (squared L2) among all stride-1 ``size × size`` patches of an image.
 
-    Distances are computed for all candidates at once as ``‖q‖² - 2 q·p + ‖p‖²`` (one matrix product per
-    band of candidate rows, so memory stays bounded by ``chunk_values`` floats); the brute force is
-    exact, and BLAS makes it as fast as a flat index of an ANN library.
+    Distances to every candidate are ``‖q‖² - 2 q·p + ‖p‖²``, one fused matrix product per band of
+    candidate rows, so memory stays bounded; the bands (patch matrices and norms) are built once and
+    kept when they fit in ``cache_values`` floats, so repeated searches (Kwatra's iterations) do not
+    unfold the image again. Brute force is exact, and BLAS makes it as fast as an ANN library's flat index.
+
+    Args:
+        image: ``(C, H, W)`` image whose patches are the candidates.
+        size: patch side.
+        chunk_values: bound on the number of candidate values in one band.
+        cache_values: keep the bands if they hold at most this many values in all.
+    """
+
+    def __init__(
+        self, image: torch.Tensor, size: int, *, chunk_values: int = 1 << 23, cache_values: int = 1 << 26
+    ) -> None:
+        c, h, w = image.shape
+        self.image, self.size = image, size
+        self.ny, self.nx = h - size + 1, w - size + 1
+        if self.ny < 1 or self.nx < 1:
+            raise ValueError(f"patch size {size} is larger than the image ({w}x{h})")
+        dim = c * size * size
+        self.rows_per_chunk = max(1, chunk_values // (self.nx * dim))
+        self._bands: list[tuple[int, torch.Tensor, torch.Tensor]] | None = None
+        if self.ny * self.nx * dim <= cache_values:
+            self._bands = list(self._iter_bands())
+
+    def _iter_bands(self):
+        for r0 in range(0, self.ny, self.rows_per_chunk):
+            r1 = min(self.ny, r0 + self.rows_per_chunk)
+            cand = extract_patches(self.image[:, r0 : r1 + self.size - 1], self.size)
+            yield r0 * self.nx, cand, (cand * cand).sum(1)
+
+    def search(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Nearest patches of ``queries (Q, C·size²)``.
+
+        Returns:
+            ``(dist2 (Q,), index (Q,))``: squared distances (clamped at 0) and the linear index
+            ``y · (W - size + 1) + x`` of the nearest patch.
+        """
+        best = torch.full((queries.shape[0],), float("inf"), device=queries.device, dtype=queries.dtype)
+        best_idx = torch.zeros(queries.shape[0], dtype=torch.long, device=queries.device)
+        for start, cand, cand_sq in self._bands if self._bands is not None else self._iter_bands():
+            dist = torch.addmm(cand_sq[None, :], queries, cand.T, beta=1.0, alpha=-2.0)
+            val, idx = dist.min(1)
+            better = val < best
+            best = torch.where(better, val, best)
+            best_idx = torch.where(better, idx + start, best_idx)
+        return (best + (queries * queries).sum(1)).clamp_min(0), best_idx
+
+
+def nearest_patches(
+    queries: torch.Tensor, image: torch.Tensor, size: int, *, chunk_values: int = 1 << 23
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact nearest neighbours of patch vectors among all stride-1 patches of ``image`` (one-off search).
 
     Args:
         queries: ``(Q, C·size²)`` patch vectors.
@@ -159,24 +209,6 @@ def nearest_patches(
         chunk_values: bound on the number of candidate values unfolded at once.
 
     Returns:
-        ``(dist2 (Q,), index (Q,))``: squared distances (float32, clamped at 0) and the linear index of the
-        nearest patch (``y · (W - size + 1) + x``).
+        ``(dist2 (Q,), index (Q,))`` as :meth:`PatchIndex.search`.
     """
-    c, h, w = image.shape
-    ny, nx = h - size + 1, w - size + 1
-    if ny < 1 or nx < 1:
-        raise ValueError(f"patch size {size} is larger than the image ({w}x{h})")
-    dim = c * size * size
-    rows_per_chunk = max(1, chunk_values // (nx * dim))
-    q2 = (queries * queries).sum(1)
-    best = torch.full((queries.shape[0],), float("inf"), device=queries.device, dtype=queries.dtype)
-    best_idx = torch.zeros(queries.shape[0], dtype=torch.long, device=queries.device)
-    for r0 in range(0, ny, rows_per_chunk):
-        r1 = min(ny, r0 + rows_per_chunk)
-        cand = extract_patches(image[:, r0 : r1 + size - 1], size)  # ((r1-r0)·nx, dim)
-        dist = (cand * cand).sum(1)[None, :] - 2.0 * (queries @ cand.T)
-        val, idx = dist.min(1)
-        better = val < best
-        best = torch.where(better, val, best)
-        best_idx = torch.where(better, idx + r0 * nx, best_idx)
-    return (best + q2).clamp_min(0), best_idx
+    return PatchIndex(image, size, chunk_values=chunk_values, cache_values=0).search(queries)
