@@ -33,7 +33,6 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
-
 from texbench.base import Metric
 from texbench.synthesizers.patches import gather_patches, grid_positions, nearest_patches
 
@@ -64,7 +63,12 @@ class CopyingParams:
 
 
 def copy_map(
-    image: torch.Tensor, exemplar: torch.Tensor, *, patch_size: int = 8, stride: int = 4, threshold: float = 0.01
+    image: torch.Tensor,
+    exemplar: torch.Tensor,
+    *,
+    patch_size: int = 8,
+    stride: int = 4,
+    threshold: float = 0.01,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per grid patch of ``image``: is it a copy, and from which exemplar offset.
 
@@ -100,7 +104,12 @@ def copy_map(
 
 
 def copying(
-    image: torch.Tensor, exemplar: torch.Tensor, *, patch_size: int = 8, stride: int = 4, threshold: float = 0.01
+    image: torch.Tensor,
+    exemplar: torch.Tensor,
+    *,
+    patch_size: int = 8,
+    stride: int = 4,
+    threshold: float = 0.01,
 ) -> tuple[float, float]:
     """Copy fraction and largest copied region (share of the output area) of one output.
 
@@ -110,7 +119,9 @@ def copying(
     """
     from scipy import ndimage
 
-    copied, offset, ys, xs = copy_map(image, exemplar, patch_size=patch_size, stride=stride, threshold=threshold)
+    copied, offset, ys, xs = copy_map(
+        image, exemplar, patch_size=patch_size, stride=stride, threshold=threshold
+    )
     fraction = float(copied.double().mean())
     if not bool(copied.any()):
         return fraction, 0.0
@@ -128,7 +139,7 @@ def copying(
         for lab in np.nonzero(sizes * patch_size * patch_size > best)[0] + 1:
             iy, ix = np.nonzero(labels == lab)
             area = np.zeros((h, w), dtype=bool)
-            for a, b in zip(ys[iy].tolist(), xs[ix].tolist()):
+            for a, b in zip(ys[iy].tolist(), xs[ix].tolist(), strict=True):
                 area[a : a + patch_size, b : b + patch_size] = True
             best = max(best, int(area.sum()))
     return fraction, best / float(h * w)
@@ -172,12 +183,16 @@ class _Copying(Metric):
         if not isinstance(x, torch.Tensor) or x.ndim != 4:
             raise ValueError(f"x must have shape (N, 3, H, W), got {getattr(x, 'shape', type(x))}")
         if not isinstance(y, torch.Tensor) or y.ndim not in (3, 4):
-            raise ValueError(f"y must have shape (3, h, w) or (N, 3, h, w), got {getattr(y, 'shape', type(y))}")
+            raise ValueError(
+                f"y must have shape (3, h, w) or (N, 3, h, w), got {getattr(y, 'shape', type(y))}"
+            )
         ys = y[None] if y.ndim == 3 else y
         if ys.shape[0] not in (1, x.shape[0]):
             raise ValueError(f"y holds {ys.shape[0]} exemplars for {x.shape[0]} outputs")
         vals = [
-            _cached_copying(x[i].to(self.device), ys[i if ys.shape[0] > 1 else 0].to(self.device), self.params)[self._which]
+            _cached_copying(
+                x[i].to(self.device), ys[i if ys.shape[0] > 1 else 0].to(self.device), self.params
+            )[self._which]
             for i in range(x.shape[0])
         ]
         return torch.tensor(vals, dtype=torch.float64)
@@ -187,7 +202,9 @@ class CopyFraction(_Copying):
     """Share of an output's patches that are (near-)exact copies of exemplar patches; lower is better."""
 
     name = "copy-fraction"
-    description = "share of output patches that are near-exact copies of exemplar patches (0..1, lower is better)"
+    description = (
+        "share of output patches that are near-exact copies of exemplar patches (0..1, lower is better)"
+    )
     _which = 0
 
 
@@ -195,5 +212,7 @@ class CopyRegion(_Copying):
     """Largest copied region (same offset, connected) as a share of the output area; lower is better."""
 
     name = "copy-region"
-    description = "largest connected region copied with one offset from the exemplar, share of area (lower is better)"
+    description = (
+        "largest connected region copied with one offset from the exemplar, share of area (lower is better)"
+    )
     _which = 1

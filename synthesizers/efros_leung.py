@@ -21,7 +21,6 @@ import dataclasses
 
 import numpy as np
 import torch
-
 from texbench.base import Synthesizer
 from texbench.synthesizers.patches import check_exemplar, extract_patches, single_threaded
 
@@ -66,7 +65,7 @@ _ABS_SLACK = 1e-6
 
 
 def _box_add(arr: np.ndarray, ys: np.ndarray, xs: np.ndarray, r: int) -> None:
-    for y, x in zip(ys.tolist(), xs.tolist()):
+    for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
         arr[y - r : y + r + 1, x - r : x + r + 1] += 1
 
 
@@ -170,7 +169,9 @@ class EfrosLeung(Synthesizer):
     """Efros-Leung non-parametric sampling, pixel by pixel (ICCV 1999)."""
 
     name = "efros-leung"
-    description = "pixel-by-pixel non-parametric sampling with Gaussian-weighted masked SSD (Efros & Leung 1999)"
+    description = (
+        "pixel-by-pixel non-parametric sampling with Gaussian-weighted masked SSD (Efros & Leung 1999)"
+    )
     tasks = ("texture",)
     version = "1"
     references = "A. A. Efros, T. K. Leung, Texture synthesis by non-parametric sampling, ICCV 1999"

@@ -24,7 +24,6 @@ import dataclasses
 
 import torch
 import torch.nn.functional as F
-
 from texbench.base import Synthesizer
 from texbench.synthesizers.patches import (
     PatchIndex,
@@ -73,7 +72,9 @@ class KwatraParams:
 def _downsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    return F.interpolate(x[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+    return F.interpolate(x[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0].clamp(
+        0, 1
+    )
 
 
 def texture_optimization(
@@ -109,7 +110,9 @@ def texture_optimization(
             x = F.interpolate(x[None], size=out_hw, mode="bilinear", align_corners=False)[0]
         for p in sizes:
             step = max(1, round(p * params.spacing_ratio))
-            gy, gx = torch.meshgrid(grid_positions(out_hw[0], p, step), grid_positions(out_hw[1], p, step), indexing="ij")
+            gy, gx = torch.meshgrid(
+                grid_positions(out_hw[0], p, step), grid_positions(out_hw[1], p, step), indexing="ij"
+            )
             gy, gx = gy.reshape(-1).to(dev), gx.reshape(-1).to(dev)
             nx = ex_l.shape[2] - p + 1
             n_cand = (ex_l.shape[1] - p + 1) * nx

@@ -34,7 +34,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-
 from texbench.base import Synthesizer
 from texbench.synthesizers.patches import aggregate_patches, check_exemplar, extract_patches
 
@@ -102,7 +101,11 @@ def adsn(exemplar: torch.Tensor, size: tuple[int, int], *, generator: torch.Gene
 
 
 def ot_assign(
-    sources: torch.Tensor, targets: torch.Tensor, potentials: torch.Tensor, *, target_sq: torch.Tensor | None = None,
+    sources: torch.Tensor,
+    targets: torch.Tensor,
+    potentials: torch.Tensor,
+    *,
+    target_sq: torch.Tensor | None = None,
     chunk: int = 4096,
 ) -> torch.Tensor:
     """``σ(x) = argmin_j ‖x - y_j‖² - v_j`` for every row of ``sources (Q, D)``; ``targets (J, D)``, ``v (J,)``."""
@@ -140,8 +143,12 @@ def learn_dual_potentials(
     j = targets.shape[0]
     dev = sources.device
     tsq = (targets * targets).sum(1)
-    probe = sources[torch.randint(sources.shape[0], (min(1024, sources.shape[0]),), generator=generator).to(dev)]
-    nn_cost = ((probe * probe).sum(1, keepdim=True) + tsq - 2.0 * probe @ targets.T).min(1).values.clamp_min(0)
+    probe = sources[
+        torch.randint(sources.shape[0], (min(1024, sources.shape[0]),), generator=generator).to(dev)
+    ]
+    nn_cost = (
+        ((probe * probe).sum(1, keepdim=True) + tsq - 2.0 * probe @ targets.T).min(1).values.clamp_min(0)
+    )
     cost_scale = float(nn_cost.double().mean()) or 1e-6
     c = step_size * cost_scale * j / 10.0
     v = torch.zeros(j, device=dev, dtype=targets.dtype)
@@ -194,8 +201,12 @@ def patch_ot_synthesis(
         targets = extract_patches(ex_s, p)
         sources = extract_patches(x, p)
         v, info = learn_dual_potentials(
-            sources, targets, iterations=params.iterations, batch_size=params.batch_size,
-            step_size=params.step_size, generator=generator,
+            sources,
+            targets,
+            iterations=params.iterations,
+            batch_size=params.batch_size,
+            step_size=params.step_size,
+            generator=generator,
         )
         sigma = ot_assign(sources, targets, v)
         nx = hw[1] - p + 1

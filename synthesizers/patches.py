@@ -61,7 +61,9 @@ def check_exemplar(image: object, name: str = "image", *, min_size: int = 1) -> 
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"{name} must have shape (3, H, W), got {tuple(image.shape)}")
     if min(image.shape[-2:]) < min_size:
-        raise ValueError(f"{name} is {image.shape[-1]}x{image.shape[-2]}, smaller than the {min_size}-pixel minimum")
+        raise ValueError(
+            f"{name} is {image.shape[-1]}x{image.shape[-2]}, smaller than the {min_size}-pixel minimum"
+        )
     return image.float().contiguous()
 
 
@@ -123,7 +125,7 @@ def aggregate_patches(
     h, w = out_hw
     dev = patches.device
     d = torch.arange(size, device=dev)
-    lin = ((ys.to(dev)[:, None, None] + d[None, :, None]) * w + (xs.to(dev)[:, None, None] + d[None, None, :]))
+    lin = (ys.to(dev)[:, None, None] + d[None, :, None]) * w + (xs.to(dev)[:, None, None] + d[None, None, :])
     lin = lin.reshape(-1)  # (Q·p·p)
     wts = torch.ones(q, device=dev, dtype=patches.dtype) if weights is None else weights.to(patches.dtype)
     vals = (patches.reshape(q, c, size * size) * wts[:, None, None]).permute(1, 0, 2).reshape(c, -1)

@@ -22,7 +22,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from texbench.base import Synthesizer
 from texbench.synthesizers.patches import check_exemplar
 
@@ -79,7 +78,9 @@ def min_error_boundary_cut(error: np.ndarray) -> np.ndarray:
     return path
 
 
-def boundary_cut_mask(old: torch.Tensor, new: torch.Tensor, overlap: int, *, left: bool, top: bool) -> torch.Tensor:
+def boundary_cut_mask(
+    old: torch.Tensor, new: torch.Tensor, overlap: int, *, left: bool, top: bool
+) -> torch.Tensor:
     """Where the new block replaces the old canvas content, cutting along the minimum-error boundaries.
 
     Args:
@@ -144,11 +145,15 @@ class OverlapError:
     def _window_sums(self, y0: int, x0: int, h: int, w: int, ny: int, nx: int) -> np.ndarray:
         s = self.integral
         return (
-            s[y0 + h : y0 + h + ny, x0 + w : x0 + w + nx] - s[y0 : y0 + ny, x0 + w : x0 + w + nx]
-            - s[y0 + h : y0 + h + ny, x0 : x0 + nx] + s[y0 : y0 + ny, x0 : x0 + nx]
+            s[y0 + h : y0 + h + ny, x0 + w : x0 + w + nx]
+            - s[y0 : y0 + ny, x0 + w : x0 + w + nx]
+            - s[y0 + h : y0 + h + ny, x0 : x0 + nx]
+            + s[y0 : y0 + ny, x0 : x0 + nx]
         )
 
-    def __call__(self, target: torch.Tensor, regions: list[tuple[int, int, int, int]], block: int) -> torch.Tensor:
+    def __call__(
+        self, target: torch.Tensor, regions: list[tuple[int, int, int, int]], block: int
+    ) -> torch.Tensor:
         """Costs ``(h - B + 1, w - B + 1)`` float64 of matching ``target (C, B, B)`` over ``regions``.
 
         ``regions`` are disjoint rectangles ``(y0, x0, rh, rw)`` inside the block; entry ``(i, j)``
@@ -276,10 +281,14 @@ class ImageQuilting(Synthesizer):
     """Image quilting for texture synthesis (Efros & Freeman 2001)."""
 
     name = "quilting"
-    description = "image quilting: random blocks within tolerance, minimum-error boundary cut (Efros & Freeman 2001)"
+    description = (
+        "image quilting: random blocks within tolerance, minimum-error boundary cut (Efros & Freeman 2001)"
+    )
     tasks = ("texture",)
     version = "1"
-    references = "A. A. Efros, W. T. Freeman, Image quilting for texture synthesis and transfer, SIGGRAPH 2001"
+    references = (
+        "A. A. Efros, W. T. Freeman, Image quilting for texture synthesis and transfer, SIGGRAPH 2001"
+    )
     Params = QuiltingParams
     presets = {"tiny": {"patch_size": 16}}
 
@@ -358,7 +367,9 @@ def quilt_transfer(
     n = params.iterations
     for it in range(n):
         alpha = 0.8 * it / (n - 1) + 0.1 if n > 1 else 0.1
-        block, ov = _block_and_overlap(max(3, round(params.patch_size * (2.0 / 3.0) ** it)), params.overlap_ratio, src)
+        block, ov = _block_and_overlap(
+            max(3, round(params.patch_size * (2.0 / 3.0) ** it)), params.overlap_ratio, src
+        )
         step = block - ov
         nby = max(1, math.ceil((h_out - ov) / step))
         nbx = max(1, math.ceil((w_out - ov) / step))
@@ -379,9 +390,7 @@ def quilt_transfer(
                 corr = lum_error(lt_c[:, y : y + block, x : x + block], full, block) / (block * block)
                 texture = torch.zeros(ny, nx, dtype=torch.float64, device=src.device)
                 if regions:
-                    texture += src_error(old, regions, block) / (
-                        3 * sum(rh * rw for _, _, rh, rw in regions)
-                    )
+                    texture += src_error(old, regions, block) / (3 * sum(rh * rw for _, _, rh, rw in regions))
                 if prev_c is not None:
                     texture += src_error(prev_c[:, y : y + block, x : x + block], full, block) / (
                         3 * block * block
@@ -403,7 +412,9 @@ class QuiltingTransfer(Synthesizer):
     description = "image-quilting texture transfer: iterated quilting with a luminance correspondence term"
     tasks = ("style",)
     version = "1"
-    references = "A. A. Efros, W. T. Freeman, Image quilting for texture synthesis and transfer, SIGGRAPH 2001"
+    references = (
+        "A. A. Efros, W. T. Freeman, Image quilting for texture synthesis and transfer, SIGGRAPH 2001"
+    )
     Params = QuiltingTransferParams
     presets = {"tiny": {"patch_size": 12, "iterations": 2}}
 
@@ -415,5 +426,7 @@ class QuiltingTransfer(Synthesizer):
         content = check_exemplar(task_input.content, "task_input.content").to(device)
         out = quilt_transfer(style, content, self.params, generator=gen)
         if tuple(out.shape[-2:]) != tuple(task_input.size):
-            raise ValueError(f"task_input.size {task_input.size} differs from the content size {tuple(out.shape[-2:])}")
+            raise ValueError(
+                f"task_input.size {task_input.size} differs from the content size {tuple(out.shape[-2:])}"
+            )
         return out

@@ -24,7 +24,9 @@ def _exemplar(size: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     noise = torch.rand(3, size + 8, size + 8, generator=g)
     blur = torch.nn.functional.avg_pool2d(noise[None], 9, stride=1)[0]
-    blur = (blur - blur.amin((1, 2), keepdim=True)) / (blur.amax((1, 2), keepdim=True) - blur.amin((1, 2), keepdim=True))
+    blur = (blur - blur.amin((1, 2), keepdim=True)) / (
+        blur.amax((1, 2), keepdim=True) - blur.amin((1, 2), keepdim=True)
+    )
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     stripes = 0.5 + 0.5 * torch.sin((xx + 0.4 * yy) * 0.35)
     return (0.6 * blur + 0.4 * stripes).clamp(0, 1)
@@ -47,8 +49,10 @@ def main(argv: list[str] | None = None) -> None:
     ex = _exemplar(args.exemplar_size)
     size = (args.size, args.size)
     inp = TaskInput("texture", "perf", size, image=ex)
-    print(f"output {args.size}x{args.size} from a {args.exemplar_size}x{args.exemplar_size} exemplar, "
-          f"torch threads {torch.get_num_threads()}, paper defaults")
+    print(
+        f"output {args.size}x{args.size} from a {args.exemplar_size}x{args.exemplar_size} exemplar, "
+        f"torch threads {torch.get_num_threads()}, paper defaults"
+    )
     times: dict[str, float] = {}
     for name in args.methods:
         method = registry.synthesizers.get(name)()
@@ -67,7 +71,11 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     slow = quilt(ex, size, params, generator=torch.Generator().manual_seed(0), error_cls=NaiveOverlapError)
     t_slow = time.perf_counter() - t0
-    same = "identical output" if torch.equal(fast, slow) else f"max |diff| {float((fast - slow).abs().max()):.3g}"
+    same = (
+        "identical output"
+        if torch.equal(fast, slow)
+        else f"max |diff| {float((fast - slow).abs().max()):.3g}"
+    )
     print(f"quilting, FFT overlap errors (texbench):    {t_fast:8.2f} s")
     print(f"quilting, Python loop over windows (naive): {t_slow:8.2f} s   ({same})")
     print(f"speed-up: {t_slow / t_fast:.1f}x (target >= 20x)")
