@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections import OrderedDict
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -169,6 +170,9 @@ def _cached_copying(x: torch.Tensor, y: torch.Tensor, params: CopyingParams) -> 
 class _Copying(Metric):
     higher_is_better = False
     kind = "unpaired"
+    #: an image compared with itself is a total copy, the *worst* score: the registry contract's
+    #: "self-comparison scores best" check does not apply to this measure
+    identity_is_best: ClassVar[bool] = False
     references = "Galerne, Leclaire, Rabin, SIAM J. Imaging Sci. 2018 (nearest-neighbour copy maps)"
     Params = CopyingParams
     _which = 0
