@@ -231,7 +231,12 @@ class TextureTask(Task):
     roles = ("exemplar",)
     Params = TextureParams
     primary_metric = "stats-distance"
-    default_metrics = (MetricUse("stats-distance", "exemplar"),)
+    default_metrics = (
+        MetricUse("stats-distance", "exemplar"),
+        # patch methods copy verbatim: report how much, beside the statistics
+        MetricUse("copy-fraction", "exemplar"),
+        MetricUse("copy-region", "exemplar"),
+    )
 
     def build(self, images, *, item, params):
         ex = images["exemplar"]
