@@ -108,6 +108,9 @@ class Metric(abc.ABC):
     higher_is_better: ClassVar[bool]
     kind: ClassVar[MetricKind] = "paired"
     is_differentiable: ClassVar[bool] = False
+    #: whether an image compared with itself gets the best score (False for copying measures, where a
+    #: self-comparison is a total copy)
+    identity_is_best: ClassVar[bool] = True
     references: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
