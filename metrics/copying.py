@@ -34,6 +34,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+
 from texbench.base import Metric
 from texbench.synthesizers.patches import gather_patches, grid_positions, nearest_patches
 

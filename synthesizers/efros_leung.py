@@ -21,6 +21,7 @@ import dataclasses
 
 import numpy as np
 import torch
+
 from texbench.base import Synthesizer
 from texbench.synthesizers.patches import check_exemplar, extract_patches, single_threaded
 

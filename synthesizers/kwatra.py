@@ -24,6 +24,7 @@ import dataclasses
 
 import torch
 import torch.nn.functional as F
+
 from texbench.base import Synthesizer
 from texbench.synthesizers.patches import (
     PatchIndex,

@@ -34,6 +34,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+
 from texbench.base import Synthesizer
 from texbench.synthesizers.patches import aggregate_patches, check_exemplar, extract_patches
 

@@ -22,6 +22,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from texbench.base import Synthesizer
 from texbench.synthesizers.patches import check_exemplar
 

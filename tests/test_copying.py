@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from texbench import registry
 from texbench.metrics.copying import copy_map, copying
 

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+
 from texbench import registry
 from texbench.tasks import TaskInput
 
