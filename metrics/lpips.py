@@ -283,9 +283,30 @@ class LPIPSNet(nn.Module):
             with torch.set_grad_enabled(trunk_grad):
                 for i in range(start, end):
                     h = self.features[i](h)
-                f = h / torch.linalg.vector_norm(h, dim=1, keepdim=True).add_(_EPS)
+                f = h / (torch.linalg.vector_norm(h, dim=1, keepdim=True) + _EPS)
             start = end
             yield f[:n], f[n:]
+
+    def normalized_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Unit-normalised activations ``x̂_l`` of each tapped layer for ``x`` ``(N, 3, H, W)`` in [0, 1]."""
+        h = torch.addcmul(-(1.0 + self.shift) / self.scale, x, 2.0 / self.scale)
+        out, start = [], 0
+        for end in self.taps:
+            for i in range(start, end):
+                h = self.features[i](h)
+            start = end
+            out.append(h / (torch.linalg.vector_norm(h, dim=1, keepdim=True) + _EPS))
+        return out
+
+    def distance_from_features(self, fx: list[torch.Tensor], fy: list[torch.Tensor]) -> torch.Tensor:
+        """``(N,)`` distance from precomputed :meth:`normalized_features` (dropout applies while training)."""
+        total = 0
+        for a, b, w in zip(fx, fy, self.lins):
+            d = (a - b).square()
+            if self.training and self.dropout > 0:
+                d = F.dropout(d, self.dropout, training=True)
+            total = total + d.mean((2, 3)) @ w
+        return total
 
     def layer_diffs(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         """Squared differences of unit-normalised activations per tapped layer.

@@ -172,10 +172,14 @@ class TwoAFCDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def judge(self, i: int) -> torch.Tensor:
+        """The judgment of item ``i`` alone (float32 scalar), without loading images."""
+        return torch.tensor(_load_fraction(self.items[i][1]["judge"]), dtype=torch.float32)
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         cat, it = self.items[i]
         out: dict[str, Any] = {k: _load_patch(it[k], self.load_size) for k in ("ref", "p0", "p1")}
-        out["judge"] = torch.tensor(_load_fraction(it["judge"]), dtype=torch.float32)
+        out["judge"] = self.judge(i)
         out["category"] = cat
         return out
 
@@ -442,7 +446,8 @@ def train(
     device: torch.device | str = "cpu",
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Calibrate LPIPS on 2AFC judgments; returns the path of the final calibrated checkpoint.
+    """Calibrate LPIPS on 2AFC judgments; returns the path of the final calibrated checkpoint
+    (or of ``latest.pth`` when ``max_steps`` stopped the run early).
 
     Writes ``out_dir/latest.pth`` atomically at the end of every epoch (and every ``save_every``
     steps), ``out_dir/epoch_<k>.pth`` per epoch, ``out_dir/config.json``, and at the end
@@ -453,7 +458,6 @@ def train(
         BAPPSFormatError: a training directory is not in BAPPS layout.
         ValueError: ``latest.pth`` was written with a different configuration.
     """
-    from tqdm.auto import tqdm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -478,8 +482,6 @@ def train(
         now = {k: v for k, v in cfg.items() if k not in ("max_steps", "save_every", "workers")}
         if saved != now:
             raise ValueError(f"{latest} was written with a different configuration: {saved} != {now}")
-        from texbench.metrics.lpips import LPIPSNet  # noqa: F401  (type of model)
-
         model.load_lin_state({f"lins.{i}": w for i, w in enumerate(ck["lins"])})
         if ck["features"] is not None:
             model.features.load_state_dict(ck["features"], strict=True)
@@ -489,6 +491,20 @@ def train(
         running = [float(ck["running"][0]), int(ck["running"][1])]
         log(f"resuming from {latest}: epoch {epoch}, step {step_in_epoch}")
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+
+    threads = torch.get_num_threads()
+    try:
+        return _train_loop(config, data, model, head, opt, cfg, out, device, progress, log,
+                           (epoch, step_in_epoch, total_steps, running))  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_loop(config, data, model, head, opt, cfg, out, device, progress, log, state) -> Path:  # noqa: ANN001
+    from tqdm.auto import tqdm
+
+    epoch, step_in_epoch, total_steps, running = state
+    latest = out / "latest.pth"
 
     def save(path: Path, ep: int, sie: int) -> None:
         ck = calibrated_state(model, config)
@@ -500,7 +516,24 @@ def train(
 
     n_epochs = config.epochs + config.epochs_decay
     n = len(data)
-    stop = False
+    # lin: the backbone is frozen and deterministic, so its normalised features are computed once
+    # (exactly what every step would recompute); dropout and the linear layers still run per step.
+    cache: list[dict[str, list[torch.Tensor]]] | None = None
+    if config.variant == "lin":
+        cache = []
+        model.eval()
+        keys = ("ref", "p0", "p1")
+        with torch.inference_mode():
+            for lo in tqdm(range(0, n, 64), desc="backbone features", disable=not progress):
+                items = [data[i] for i in range(lo, min(lo + 64, n))]
+                imgs = torch.stack([it[k] for it in items for k in keys]).to(device)
+                feats = model.normalized_features(imgs)
+                for j in range(len(items)):
+                    cache.append({k: [f[3 * j + m : 3 * j + m + 1].clone() for f in feats] for m, k in enumerate(keys)})
+        judges = [data.judge(i) for i in range(n)]
+        # what remains per step are small tensor ops, for which thread start-up dominates
+        torch.set_num_threads(1)
+    stop = mid_epoch = False
     while epoch <= n_epochs and not stop:
         for g in opt.param_groups:
             g["lr"] = _lr_for_epoch(config, epoch)
@@ -510,14 +543,22 @@ def train(
         bar = tqdm(total=len(batches), initial=step_in_epoch, desc=f"epoch {epoch}/{n_epochs}", disable=not progress)
         for bi in range(step_in_epoch, len(batches)):
             idx = batches[bi].tolist()
-            items = [data[i] for i in idx]
-            ref, p0, p1 = (torch.stack([it[k] for it in items]).to(device) for k in ("ref", "p0", "p1"))
-            judge = torch.stack([it["judge"] for it in items]).to(device)
+            if cache is not None:
+                judge = torch.stack([judges[i] for i in idx]).to(device)
+                fr, f0, f1 = ([torch.cat(f) for f in zip(*(cache[i][k] for i in idx))] for k in ("ref", "p0", "p1"))
+            else:
+                items = [data[i] for i in idx]
+                ref, p0, p1 = (torch.stack([it[k] for it in items]).to(device) for k in ("ref", "p0", "p1"))
+                judge = torch.stack([it["judge"] for it in items]).to(device)
             # Dropout masks are drawn from a generator seeded by (seed, epoch, step): resumable exactly.
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(config.seed * 1_000_003 + epoch * 10_007 + bi)
-                d0 = model(ref, p0)
-                d1 = model(ref, p1)
+                if cache is not None:
+                    d0 = model.distance_from_features(fr, f0)
+                    d1 = model.distance_from_features(fr, f1)
+                else:
+                    d0 = model(ref, p0)
+                    d1 = model(ref, p1)
                 loss = F.binary_cross_entropy(head(d0, d1), judge)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -532,18 +573,22 @@ def train(
             if config.save_every and total_steps % config.save_every == 0 and bi + 1 < len(batches):
                 save(latest, epoch, bi + 1)
             if config.max_steps and total_steps >= config.max_steps:
-                stop = bi + 1 < len(batches)
-                if stop:
+                stop = True
+                if bi + 1 < len(batches):
+                    mid_epoch = True
                     save(latest, epoch, bi + 1)
-                    break
+                break
         bar.close()
-        if stop:
+        if mid_epoch:
             break
         log(f"epoch {epoch}: train 2AFC {100 * running[0] / max(running[1], 1):.2f}% lr {opt.param_groups[0]['lr']:.2e}")
         epoch += 1
         step_in_epoch, running = 0, [0.0, 0]
         save(out / f"epoch_{epoch - 1}.pth", epoch, 0)
         save(latest, epoch, 0)
+    if stop:
+        log(f"stopped after {total_steps} steps (max_steps); resume with the same command")
+        return latest
     model.eval()
     final = out / f"lpips_{config.net}_{config.variant}.pth"
     _atomic_save(calibrated_state(model, config), final)
