@@ -37,9 +37,8 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from texbench.base import Metric
+from torch import nn
 
 __all__ = [
     "CHANNELS",
@@ -249,7 +248,9 @@ class LPIPSNet(nn.Module):
             else:
                 raise ValueError(f"unexpected key {key!r} in LPIPS linear weights")
         if sorted(got) != list(range(len(self.lins))):
-            raise ValueError(f"LPIPS {self.net} needs linear layers 0..{len(self.lins) - 1}, got {sorted(got)}")
+            raise ValueError(
+                f"LPIPS {self.net} needs linear layers 0..{len(self.lins) - 1}, got {sorted(got)}"
+            )
         with torch.no_grad():
             for i, w in enumerate(self.lins):
                 v = got[i].reshape(-1)
@@ -301,7 +302,7 @@ class LPIPSNet(nn.Module):
     def distance_from_features(self, fx: list[torch.Tensor], fy: list[torch.Tensor]) -> torch.Tensor:
         """``(N,)`` distance from precomputed :meth:`normalized_features` (dropout applies while training)."""
         total = 0
-        for a, b, w in zip(fx, fy, self.lins):
+        for a, b, w in zip(fx, fy, self.lins, strict=True):
             d = (a - b).square()
             if self.training and self.dropout > 0:
                 d = F.dropout(d, self.dropout, training=True)
@@ -338,16 +339,16 @@ class LPIPSNet(nn.Module):
         """
         if spatial:
             total = 0
-            for d, w in zip(self.layer_diffs(x, y), self.lins):
+            for d, w in zip(self.layer_diffs(x, y), self.lins, strict=True):
                 m = (d * w.view(1, -1, 1, 1)).sum(1, keepdim=True)
                 total = total + F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)
             return total
         if torch.is_grad_enabled() or (self.training and self.dropout > 0):
-            return sum(d.mean((2, 3)) @ w for d, w in zip(self.layer_diffs(x, y), self.lins))
+            return sum(d.mean((2, 3)) @ w for d, w in zip(self.layer_diffs(x, y), self.lins, strict=True))
         # Inference: per-channel mean of squared differences as a fused norm over space (one pass),
         # then the weighted sum over channels and layers in float64.
         total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-        for (fx, fy), w in zip(self._tapped(x, y), self.lins):
+        for (fx, fy), w in zip(self._tapped(x, y), self.lins, strict=True):
             hw = fx.shape[-1] * fx.shape[-2]
             ms = torch.linalg.vector_norm(fx - fy, dim=(2, 3)).double().square_() / hw
             total += ms @ w.double()
@@ -508,7 +509,11 @@ class LPIPS(Metric):
     def spatial_map(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``(N, 1, H, W)`` distance map (see :func:`lpips` with ``spatial=True``)."""
         return lpips(
-            x.to(self.device), y.to(self.device), net=self.params.net, weights=self.params.weights, spatial=True
+            x.to(self.device),
+            y.to(self.device),
+            net=self.params.net,
+            weights=self.params.weights,
+            spatial=True,
         )
 
     def provenance(self) -> dict[str, str]:

@@ -17,7 +17,9 @@ def lpips() -> None:
 
 @lpips.command("train")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="checkpoint directory")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="checkpoint directory"
+)
 @click.option("--net", type=click.Choice(NETS), default="alex", show_default=True)
 @click.option(
     "--variant", type=click.Choice(("lin", "tune", "scratch")), default="lin", show_default=True,
@@ -35,7 +37,9 @@ def lpips() -> None:
 @click.option("--max-steps", type=int, default=0, help="stop after N steps (resume continues)")
 @click.option("--no-resume", is_flag=True, help="start over even if OUT/latest.pth exists")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--val", "val_data", type=click.Path(exists=True, file_okay=False), help="evaluate on it at the end")
+@click.option(
+    "--val", "val_data", type=click.Path(exists=True, file_okay=False), help="evaluate on it at the end"
+)
 def train_cmd(
     data, out_dir, net, variant, split, epochs, epochs_decay, batch_size, lr, beta1, lin_init, seed,
     save_every, max_steps, no_resume, device, val_data,
@@ -63,7 +67,6 @@ def train_cmd(
 
 def _evaluate(net: str, weights: str | None, data: str, split: str, batch_size: int, device: str) -> dict:
     import torch
-
     from texbench.metrics import lpips_train as lt
     from texbench.metrics.lpips import LPIPSNet, load_calibrated
 
@@ -111,7 +114,9 @@ def eval_cmd(data, net, weights, split, batch_size, device, csv_path) -> None:
     if csv_path:
         import pandas as pd
 
-        rows = {lab: {f"{m} {c}": v for m, per in r.items() for c, v in per.items()} for lab, r in results.items()}
+        rows = {
+            lab: {f"{m} {c}": v for m, per in r.items() for c, v in per.items()} for lab, r in results.items()
+        }
         pd.DataFrame.from_dict(rows, orient="index").to_csv(csv_path)
 
 

@@ -105,7 +105,9 @@ def _index_category(root: Path, subdirs: tuple[str, ...], npy: str) -> list[dict
     return [{s: files[s][k] for s in subdirs} for k in sorted(keys)]
 
 
-def find_category_dirs(root: str | os.PathLike, mode: Literal["2afc", "jnd"], split: str = "val") -> list[Path]:
+def find_category_dirs(
+    root: str | os.PathLike, mode: Literal["2afc", "jnd"], split: str = "val"
+) -> list[Path]:
     """Category directories of a BAPPS tree.
 
     ``root`` may be the dataset root (holding ``2afc/`` and ``jnd/``), a split directory
@@ -288,11 +290,15 @@ def evaluate(
             if mode == "2afc":
                 ds: Any = TwoAFCDataset([cat], load_size=load_size)
                 d0s, d1s, js = [], [], []
-                for b in tqdm(_loader(ds, batch_size, workers), desc=f"2afc/{cat.name}", disable=not progress):
+                for b in tqdm(
+                    _loader(ds, batch_size, workers), desc=f"2afc/{cat.name}", disable=not progress
+                ):
                     d0s.append(distance(b["ref"], b["p0"]).double().cpu())
                     d1s.append(distance(b["ref"], b["p1"]).double().cpu())
                     js.append(b["judge"].double())
-                res[cat.name] = score_2afc(torch.cat(d0s).numpy(), torch.cat(d1s).numpy(), torch.cat(js).numpy())
+                res[cat.name] = score_2afc(
+                    torch.cat(d0s).numpy(), torch.cat(d1s).numpy(), torch.cat(js).numpy()
+                )
             else:
                 ds = JNDDataset([cat], load_size=load_size)
                 dd, ss = [], []
@@ -334,7 +340,11 @@ class RankingHead(nn.Module):
         super().__init__()
         self.eps = eps
         self.net = nn.Sequential(
-            nn.Linear(5, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1)
+            nn.Linear(5, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, 1),
         )
 
     def forward(self, d0: torch.Tensor, d1: torch.Tensor) -> torch.Tensor:
@@ -529,7 +539,9 @@ def _train_loop(config, data, model, head, opt, cfg, out, device, progress, log,
                 imgs = torch.stack([it[k] for it in items for k in keys]).to(device)
                 feats = model.normalized_features(imgs)
                 for j in range(len(items)):
-                    cache.append({k: [f[3 * j + m : 3 * j + m + 1].clone() for f in feats] for m, k in enumerate(keys)})
+                    cache.append(
+                        {k: [f[3 * j + m : 3 * j + m + 1].clone() for f in feats] for m, k in enumerate(keys)}
+                    )
         judges = [data.judge(i) for i in range(n)]
         # what remains per step are small tensor ops, for which thread start-up dominates
         torch.set_num_threads(1)
@@ -540,12 +552,17 @@ def _train_loop(config, data, model, head, opt, cfg, out, device, progress, log,
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
         batches = perm.split(config.batch_size)
         model.train()
-        bar = tqdm(total=len(batches), initial=step_in_epoch, desc=f"epoch {epoch}/{n_epochs}", disable=not progress)
+        bar = tqdm(
+            total=len(batches), initial=step_in_epoch, desc=f"epoch {epoch}/{n_epochs}", disable=not progress
+        )
         for bi in range(step_in_epoch, len(batches)):
             idx = batches[bi].tolist()
             if cache is not None:
                 judge = torch.stack([judges[i] for i in idx]).to(device)
-                fr, f0, f1 = ([torch.cat(f) for f in zip(*(cache[i][k] for i in idx))] for k in ("ref", "p0", "p1"))
+                fr, f0, f1 = (
+                    [torch.cat(f) for f in zip(*(cache[i][k] for i in idx), strict=True)]
+                    for k in ("ref", "p0", "p1")
+                )
             else:
                 items = [data[i] for i in idx]
                 ref, p0, p1 = (torch.stack([it[k] for it in items]).to(device) for k in ("ref", "p0", "p1"))
@@ -581,7 +598,9 @@ def _train_loop(config, data, model, head, opt, cfg, out, device, progress, log,
         bar.close()
         if mid_epoch:
             break
-        log(f"epoch {epoch}: train 2AFC {100 * running[0] / max(running[1], 1):.2f}% lr {opt.param_groups[0]['lr']:.2e}")
+        log(
+            f"epoch {epoch}: train 2AFC {100 * running[0] / max(running[1], 1):.2f}% lr {opt.param_groups[0]['lr']:.2e}"
+        )
         epoch += 1
         step_in_epoch, running = 0, [0.0, 0]
         save(out / f"epoch_{epoch - 1}.pth", epoch, 0)
@@ -600,7 +619,10 @@ def _builtin_sources(seed: int) -> dict[str, list[np.ndarray]]:
     """Float RGB images in [0, 1]: scikit-image's bundled photos and procedural patterns."""
     from skimage import data as skd
 
-    natural = [np.asarray(getattr(skd, n)(), dtype=np.float32) / 255.0 for n in ("astronaut", "coffee", "chelsea", "rocket")]
+    natural = [
+        np.asarray(getattr(skd, n)(), dtype=np.float32) / 255.0
+        for n in ("astronaut", "coffee", "chelsea", "rocket")
+    ]
     rng = np.random.default_rng(seed)
     size = 256
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
@@ -673,7 +695,9 @@ def _distort(x: torch.Tensor, kind: str, strength: float, rng: np.random.Generat
         flow = F.interpolate(coarse, size=(s, s), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
         lin = torch.linspace(-1, 1, s)
         grid = torch.stack(torch.meshgrid(lin, lin, indexing="xy"), dim=-1)[None] + flow
-        return F.grid_sample(x[None], grid, mode="bilinear", padding_mode="reflection", align_corners=True)[0].clamp(0, 1)
+        return F.grid_sample(x[None], grid, mode="bilinear", padding_mode="reflection", align_corners=True)[
+            0
+        ].clamp(0, 1)
     raise ValueError(f"unknown distortion {kind!r}; known: {DISTORTIONS}")
 
 
@@ -731,7 +755,16 @@ def make_synthetic_2afc(
     torch.set_num_threads(1)  # tiny per-patch ops: thread start-up would dominate
     try:
         return _make_synthetic_2afc(
-            Path(out), n_train, n_val, n_jnd, size, seed, observers_train, observers_val, temperature, progress
+            Path(out),
+            n_train,
+            n_val,
+            n_jnd,
+            size,
+            seed,
+            observers_train,
+            observers_val,
+            temperature,
+            progress,
         )
     finally:
         torch.set_num_threads(threads)
@@ -761,10 +794,10 @@ def _make_synthetic_2afc(
         return torch.round(t.clamp(0, 1) * 255) / 255
 
     jobs = [("2afc", "train", n_train), ("2afc", "val", n_val), ("jnd", "val", n_jnd)]
-    bar = tqdm(total=sum(n for *_, n in jobs) , desc="make-2afc (synthetic)", disable=not progress)
+    bar = tqdm(total=sum(n for *_, n in jobs), desc="make-2afc (synthetic)", disable=not progress)
     for mode, split, n in jobs:
         per_cat = [n // len(cats) + (1 if i < n % len(cats) else 0) for i in range(len(cats))]
-        for (cat, imgs), count in zip(cats.items(), per_cat):
+        for (cat, imgs), count in zip(cats.items(), per_cat, strict=True):
             base = out / mode / split / cat
             for i in range(count):
                 ref = quantised(_crop(imgs[int(rng.integers(len(imgs)))], size, rng))
@@ -784,7 +817,9 @@ def _make_synthetic_2afc(
                     save_npy(judge, base / "judge" / f"{name}.npy")
                 else:
                     kind = DISTORTIONS[int(rng.integers(len(DISTORTIONS)))]
-                    strength = float(rng.uniform(0.0, 0.05) if rng.random() < 0.25 else rng.uniform(0.05, 0.6))
+                    strength = float(
+                        rng.uniform(0.0, 0.05) if rng.random() < 0.25 else rng.uniform(0.05, 0.6)
+                    )
                     p = quantised(_distort(ref, kind, strength, rng))
                     psame = math.exp(-proxy_distance(ref, p) / (2 * temperature))
                     same = float(rng.binomial(3, psame)) / 3
@@ -803,4 +838,3 @@ def _make_synthetic_2afc(
         "Scores on this data say nothing about human perception; train on real BAPPS for that.\n"
     )
     return out
-

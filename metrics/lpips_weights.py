@@ -111,7 +111,10 @@ def _lin_spec(net: str, sha256: str, size: int) -> WeightSpec:
             name=f"lpips-{net}-v0.1",
             filename=f"lpips-v0.1-{net}.pth",
             sha256=sha256,
-            sources=(UrlSource(_LIN_RAW + f"{net}.pth"), PyPISource("lpips==0.1.4", f"lpips/weights/v0.1/{net}.pth")),
+            sources=(
+                UrlSource(_LIN_RAW + f"{net}.pth"),
+                PyPISource("lpips==0.1.4", f"lpips/weights/v0.1/{net}.pth"),
+            ),
             license="BSD-2-Clause (lpips)",
             description=f"LPIPS v0.1 linear calibration layers for the {net} backbone",
             size=size,
@@ -122,7 +125,9 @@ def _lin_spec(net: str, sha256: str, size: int) -> WeightSpec:
 LIN_SPECS: dict[str, WeightSpec] = {
     "alex": _lin_spec("alex", "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", 6009),
     "vgg": _lin_spec("vgg", "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868", 7289),
-    "squeeze": _lin_spec("squeeze", "4a5350f23600cb79923ce65bb07cbf57dca461329894153e05a1346bd531cf76", 10811),
+    "squeeze": _lin_spec(
+        "squeeze", "4a5350f23600cb79923ce65bb07cbf57dca461329894153e05a1346bd531cf76", 10811
+    ),
 }
 
 #: Alternatives per backbone, tried in order (first cached one wins).

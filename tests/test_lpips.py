@@ -8,10 +8,9 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
+from conftest import require_weights
 from texbench.metrics import lpips_weights as lw
 from texbench.metrics.lpips import LPIPS, LPIPSNet, build_features, load_calibrated, lpips
-from conftest import require_weights
 
 lpips_ref = pytest.importorskip("lpips")
 
@@ -23,7 +22,7 @@ def _pair(n: int, h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.Te
     return x, y
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reference_model(net: str, spatial: bool = False) -> torch.nn.Module:
     # pnet_rand: the package would otherwise download torchvision weights; ours are loaded next
     return lpips_ref.LPIPS(net=net, pnet_rand=True, pretrained=True, spatial=spatial, verbose=False).eval()
@@ -117,7 +116,10 @@ def test_value_is_weighted_sum_of_layer_means(random_alex):
     x, y = _pair(2, 64, 64)
     with torch.inference_mode():
         diffs = random_alex.layer_diffs(x, y)
-        manual = sum((d.double().mean((2, 3)) * w.double()).sum(1) for d, w in zip(diffs, random_alex.lins))
+        manual = sum(
+            (d.double().mean((2, 3)) * w.double()).sum(1)
+            for d, w in zip(diffs, random_alex.lins, strict=True)
+        )
         torch.testing.assert_close(random_alex(x, y), manual, rtol=1e-5, atol=1e-8)
         # unit-normalised features: every layer's per-position squared distance is in [0, 4]
         assert all(float(d.sum(1).max()) <= 4 + 1e-4 for d in diffs)
@@ -234,7 +236,11 @@ def test_metric_class_contract(tmp_path):
         (torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 30), ValueError),
         (torch.rand(3, 32, 32), torch.rand(3, 32, 32), ValueError),
         (torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32), ValueError),
-        (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), torch.zeros(1, 3, 32, 32, dtype=torch.uint8), TypeError),
+        (
+            torch.zeros(1, 3, 32, 32, dtype=torch.uint8),
+            torch.zeros(1, 3, 32, 32, dtype=torch.uint8),
+            TypeError,
+        ),
         (np.zeros((1, 3, 32, 32)), torch.rand(1, 3, 32, 32), TypeError),
         (torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), ValueError),
     ],

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-
 from texbench.metrics import lpips_train as lt
 from texbench.metrics import lpips_weights as lw
 from texbench.metrics.lpips import LPIPSNet, load_calibrated
@@ -156,7 +155,7 @@ def test_training_resumes_exactly(synthetic, tmp_path, backbone_available):
     assert (ck["epoch"], ck["step_in_epoch"], ck["total_steps"]) == (2, 1, 3)
     resumed = lt.train(lt.TrainConfig(**cfg), data, tmp_path / "b", **quiet)
     a, b = torch.load(full, weights_only=True), torch.load(resumed, weights_only=True)
-    for wa, wb in zip(a["lins"], b["lins"]):
+    for wa, wb in zip(a["lins"], b["lins"], strict=True):
         torch.testing.assert_close(wa, wb, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="different configuration"):
         lt.train(lt.TrainConfig(**{**cfg, "lr": 2e-3}), data, tmp_path / "b", **quiet)
