@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
-from tests.test_runner import PLUGINS, _suite
+from test_runner import PLUGINS, _suite
 
 QUALITY = ["label", "psnr", "psnr ci95", "ssim", "ssim ci95", "rank", "failed", "n"]
 
