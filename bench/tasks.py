@@ -231,7 +231,7 @@ class TextureTask(Task):
     roles = ("exemplar",)
     Params = TextureParams
     primary_metric = "stats-distance"
-    default_metrics = (MetricUse("stats-distance", "exemplar"),)
+    default_metrics = (MetricUse("stats-distance", "exemplar"), MetricUse("gram-distance", "exemplar"))
 
     def build(self, images, *, item, params):
         ex = images["exemplar"]
@@ -243,7 +243,12 @@ class StyleTask(Task):
     description = "style transfer: a content image rendered in the style of another"
     roles = ("content", "style")
     primary_metric = "stats-distance"
-    default_metrics = (MetricUse("stats-distance", "style"), MetricUse("ssim", "content", "ssim-content"))
+    default_metrics = (
+        MetricUse("stats-distance", "style"),
+        MetricUse("ssim", "content", "ssim-content"),
+        MetricUse("gram-distance", "style"),
+        MetricUse("vgg-content-distance", "content"),
+    )
 
     def build(self, images, *, item, params):
         c, s = images["content"], images["style"]

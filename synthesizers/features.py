@@ -193,11 +193,14 @@ class VGG19Features(nn.Module):
         depth = max(LAYER_NAMES.index(n) for n in layers) + 1
         self._plan = _PLAN[:depth]
         self._wanted = frozenset(layers)
+        # skip_init: every parameter is overwritten (file or seeded init), so torch's default init is waste
         self.convs = nn.ModuleList(
-            nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding) for kind, _, cin, cout in self._plan if kind == "conv"
+            nn.utils.skip_init(nn.Conv2d, cin, cout, 3, padding=1, padding_mode=padding)
+            for kind, _, cin, cout in self._plan
+            if kind == "conv"
         )
         if weights == "normalised":
-            self.preprocess = nn.Conv2d(3, 3, 1)
+            self.preprocess = nn.utils.skip_init(nn.Conv2d, 3, 3, 1)
         else:
             self.preprocess = None
             self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
