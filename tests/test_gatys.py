@@ -178,6 +178,11 @@ def test_truncation_and_options_change_the_network(random_weights):
     avg = net(x)["relu2_1"]
     assert not torch.equal(avg, VGG19Features(("relu2_1",), pooling="max")(x)["relu2_1"])
     assert not torch.equal(avg, VGG19Features(("relu2_1",), padding="reflect")(x)["relu2_1"])
+    plain = VGG19Features(("relu2_1",), channels_last=False)(x)["relu2_1"]
+    assert avg.is_contiguous(memory_format=torch.channels_last) and plain.is_contiguous()
+    torch.testing.assert_close(avg, plain, rtol=1e-4, atol=1e-6 * plain.abs().max().item())
+    ga, gp = gram_matrix(avg), gram_matrix(plain)
+    torch.testing.assert_close(ga, gp, rtol=1e-4, atol=1e-6 * gp.abs().max().item())
 
 
 # ------------------------------------------------------------------------------------------- synthesis
