@@ -17,7 +17,6 @@ import dataclasses
 from typing import Literal
 
 import torch
-
 from texbench.base import Metric
 from texbench.synthesizers.features import (
     LAYER_NAMES,

@@ -14,7 +14,6 @@ import dataclasses
 from typing import Literal
 
 import torch
-
 from texbench.base import Metric
 from texbench.synthesizers.features import CONTENT_LAYER, LAYER_NAMES, VGG19Features
 
@@ -97,7 +96,9 @@ class VGGContentDistance(Metric):
         return self._extractor
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return vgg_content_distance(x.to(self.device), y.to(self.device), extractor=self.extractor, layer=self.params.layer)
+        return vgg_content_distance(
+            x.to(self.device), y.to(self.device), extractor=self.extractor, layer=self.params.layer
+        )
 
     def provenance(self) -> dict[str, str]:
         return {"weights-name": self.extractor.provenance}

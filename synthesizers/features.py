@@ -38,12 +38,11 @@ from typing import Literal
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from texbench.weights import (
     PyPISource,
     UrlSource,
-    WeightSpec,
     WeightsNotFoundError,
+    WeightSpec,
     random_init_allowed,
     register_spec,
     resolve,
@@ -338,7 +337,10 @@ def layer_weight(channels: int, scheme: LayerWeights = "inverse-channels") -> fl
 
 
 def style_loss(
-    grams: Sequence[torch.Tensor], targets: Sequence[torch.Tensor], *, layer_weights: LayerWeights = "inverse-channels"
+    grams: Sequence[torch.Tensor],
+    targets: Sequence[torch.Tensor],
+    *,
+    layer_weights: LayerWeights = "inverse-channels",
 ) -> torch.Tensor:
     """``Σ_i w_i² ‖G_i − T_i‖²_F`` per image.
 
@@ -356,7 +358,7 @@ def style_loss(
     if len(grams) != len(targets):
         raise ValueError(f"grams and targets must have the same length, got {len(grams)} and {len(targets)}")
     total = None
-    for g, t in zip(grams, targets):
+    for g, t in zip(grams, targets, strict=False):
         wi = layer_weight(g.shape[-1], layer_weights)
         term = (g - t).pow(2).sum(dim=(-2, -1)) * (wi * wi)
         total = term if total is None else total + term

@@ -48,7 +48,6 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-
 from texbench.base import Synthesizer
 from texbench.synthesizers.features import (
     CONTENT_LAYER,
@@ -205,7 +204,13 @@ def optimise_image(
             bounds=scipy.optimize.Bounds(0.0, 1.0),
             callback=callback,
             # zero tolerances: the evaluation budget decides, as in the papers' fixed iteration counts
-            options={"maxfun": max_evals, "maxiter": max_evals, "maxcor": history_size, "ftol": 0.0, "gtol": 0.0},
+            options={
+                "maxfun": max_evals,
+                "maxiter": max_evals,
+                "maxcor": history_size,
+                "ftol": 0.0,
+                "gtol": 0.0,
+            },
         )
         x = torch.from_numpy(res.x).to(device=device, dtype=dtype).view(shape)
         n_iter = int(res.nit)
@@ -308,7 +313,9 @@ class _VGGOptimiser(Synthesizer):
         key = (layers, str(device))
         if key not in self._nets:
             p = self.params
-            net = VGG19Features(layers, weights=p.weights, pooling=p.pooling, padding=p.padding, random_seed=seed)
+            net = VGG19Features(
+                layers, weights=p.weights, pooling=p.pooling, padding=p.padding, random_seed=seed
+            )
             self._nets[key] = net.to(device)
             self._provenance = {"weights-name": net.provenance}
         return self._nets[key]
@@ -331,7 +338,8 @@ class Gatys(_VGGOptimiser):
 
     Diagnostics recorded per job: ``loss_curve`` (per L-BFGS iteration or Adam step),
     ``loss_curve_evals``, ``evals``, ``iterations``, ``optimizer``, ``style_loss_start``/``style_loss_end``,
-    ``seconds_per_eval``.
+    ``seconds_per_eval`` (``style_loss_start`` is taken at the start of the coarsest level,
+    ``style_loss_end`` on the returned, clipped image).
 
     References:
         Gatys, Ecker & Bethge, NeurIPS 2015; CVPR 2016. Gatys et al., arXiv:1606.05897 (colour).
@@ -390,7 +398,11 @@ class Gatys(_VGGOptimiser):
                 c_target = net(c_img)[p.content_layer] if c_img is not None else None
                 del feats
             if x is None:
-                x0 = c_img.clone() if (c_img is not None and p.init == "content") else _noise(lsize, seed, device)
+                x0 = (
+                    c_img.clone()
+                    if (c_img is not None and p.init == "content")
+                    else _noise(lsize, seed, device)
+                )
             else:
                 x0 = F.interpolate(x, size=lsize, mode="bilinear", align_corners=False)
 
@@ -409,7 +421,12 @@ class Gatys(_VGGOptimiser):
                 with torch.no_grad():
                     style_start = float(style_term(x0)[0])
             x, info = optimise_image(
-                x0, loss_fn, max_evals=budget, optimizer=p.optimizer, history_size=p.history_size, adam_lr=p.adam_lr
+                x0,
+                loss_fn,
+                max_evals=budget,
+                optimizer=p.optimizer,
+                history_size=p.history_size,
+                adam_lr=p.adam_lr,
             )
             curve += info["loss_curve"]
             curve_evals += [e + evals_done for e in info["loss_curve_evals"]]
@@ -506,7 +523,16 @@ class VGGInversion(_VGGOptimiser):
 
         start = time.perf_counter()
         x, info = optimise_image(
-            content, loss_fn, max_evals=p.max_evals, optimizer=p.optimizer, history_size=p.history_size, adam_lr=p.adam_lr
+            content,
+            loss_fn,
+            max_evals=p.max_evals,
+            optimizer=p.optimizer,
+            history_size=p.history_size,
+            adam_lr=p.adam_lr,
         )
-        self.record(optimizer=p.optimizer, seconds_per_eval=(time.perf_counter() - start) / max(info["evals"], 1), **info)
+        self.record(
+            optimizer=p.optimizer,
+            seconds_per_eval=(time.perf_counter() - start) / max(info["evals"], 1),
+            **info,
+        )
         return x.clamp(0, 1)[0].float()

@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 import torch
 import torch.nn as nn
-
+from conftest import require_weights
 from texbench.synthesizers import features as vf
 from texbench.synthesizers.features import (
     STYLE_LAYERS,
@@ -23,8 +23,6 @@ from texbench.synthesizers.features import (
 from texbench.synthesizers.gatys import Gatys, VGGInversion, rgb_to_yiq
 from texbench.tasks import TaskInput
 from texbench.weights import WeightsNotFoundError
-
-from conftest import require_weights
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -157,7 +155,9 @@ def test_imagenet_mapping_matches_torchvision(random_weights):
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
-        torch.testing.assert_close(net(x)["relu5_4"], tv.features[:36]((x - mean) / std), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            net(x)["relu5_4"], tv.features[:36]((x - mean) / std), rtol=1e-4, atol=1e-5
+        )
 
 
 def test_missing_weights_raise_unless_random_init_allowed(monkeypatch, tmp_path):
@@ -203,9 +203,11 @@ def test_texture_tiny_lowers_style_loss_95_percent(weights_mode):
     # non-increasing per L-BFGS iteration, within float32 noise
     curve = info["loss_curve"]
     assert len(curve) >= 5 and curve[-1] < curve[0]
-    assert all(b <= a * (1 + 1e-5) + 1e-12 for a, b in zip(curve, curve[1:])), curve
+    assert all(b <= a * (1 + 1e-5) + 1e-12 for a, b in zip(curve, curve[1:], strict=False)), curve
     assert info["loss_curve_evals"] == sorted(info["loss_curve_evals"])
-    assert g.provenance()["weights-name"].startswith("random-init" if weights_mode == "random" else "vgg19-normalised")
+    assert g.provenance()["weights-name"].startswith(
+        "random-init" if weights_mode == "random" else "vgg19-normalised"
+    )
 
 
 def test_torch_lbfgs_curve_is_monotone(random_weights):
@@ -213,7 +215,7 @@ def test_torch_lbfgs_curve_is_monotone(random_weights):
     out, info = _texture(g, _exemplar(32), size=(32, 32))
     curve = info["loss_curve"]
     assert info["optimizer"] == "lbfgs" and len(curve) >= 3
-    assert all(b <= a * (1 + 1e-5) + 1e-12 for a, b in zip(curve, curve[1:])), curve
+    assert all(b <= a * (1 + 1e-5) + 1e-12 for a, b in zip(curve, curve[1:], strict=False)), curve
     assert 0 <= out.min() and out.max() <= 1
 
 
@@ -230,7 +232,9 @@ def test_same_seed_same_output_and_size_independent_of_exemplar(random_weights):
 
 def test_adam_is_selectable_and_recorded(random_weights):
     ex = _exemplar(32)
-    out_adam, info = _texture(Gatys.from_config("tiny", {"optimizer": "adam", "max_evals": 4}), ex, size=(32, 32))
+    out_adam, info = _texture(
+        Gatys.from_config("tiny", {"optimizer": "adam", "max_evals": 4}), ex, size=(32, 32)
+    )
     assert info["optimizer"] == "adam" and info["evals"] == 4 and len(info["loss_curve"]) == 4
     assert 0 <= out_adam.min() and out_adam.max() <= 1
     out_lbfgs, info2 = _texture(Gatys.from_config("tiny", {"max_evals": 4}), ex, size=(32, 32))

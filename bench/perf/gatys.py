@@ -29,7 +29,6 @@ __all__ = ["main"]
 
 def _reference_net(weights_path: str | None):
     """Full VGG-19 features as an ``nn.Sequential`` (average pooling, zero padding), tutorial style."""
-    import torch
     import torch.nn as nn
 
     layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
@@ -50,7 +49,6 @@ def _measure(kind: str, size: int, evals: int, device: str, threads: int, seed: 
     import resource
 
     import torch
-
     from texbench.synthesizers.features import STYLE_LAYERS, VGG19Features, gram_matrix, style_loss
 
     torch.set_num_threads(threads)
@@ -80,7 +78,7 @@ def _measure(kind: str, size: int, evals: int, device: str, threads: int, seed: 
             convs[0].bias.copy_(ours.preprocess.bias)
         full = VGG19Features(("pool5",), random_seed=seed)
         with torch.no_grad():
-            for dst, src in zip(convs[1:], full.convs):
+            for dst, src in zip(convs[1:], full.convs, strict=False):
                 dst.weight.copy_(src.weight)
                 dst.bias.copy_(src.bias)
         seq = seq.to(dev).eval()
@@ -89,7 +87,7 @@ def _measure(kind: str, size: int, evals: int, device: str, threads: int, seed: 
 
         def features(img):
             out, h = {}, img
-            for name, layer in zip(names, seq):
+            for name, layer in zip(names, seq, strict=False):
                 h = layer(h)
                 if name in STYLE_LAYERS:
                     out[name] = h
@@ -103,7 +101,13 @@ def _measure(kind: str, size: int, evals: int, device: str, threads: int, seed: 
 
     x = x0.clone().requires_grad_(True)
     opt = torch.optim.LBFGS(
-        [x], lr=1, max_iter=evals, max_eval=evals, history_size=50, tolerance_grad=0, tolerance_change=0,
+        [x],
+        lr=1,
+        max_iter=evals,
+        max_eval=evals,
+        history_size=50,
+        tolerance_grad=0,
+        tolerance_change=0,
         line_search_fn="strong_wolfe",
     )
     stamps: list[tuple[float, float]] = []
@@ -150,17 +154,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    print(f"Gatys texture synthesis, seconds per L-BFGS evaluation ({args.evals} evals, device {args.device}, "
-          f"{args.threads} threads; first evaluation excluded)")
-    header = f"{'size':>5} {'impl':>10} {'wall s/eval':>12} {'cpu s/eval':>11} {'peak MiB':>9} {'final loss':>11}"
+    print(
+        f"Gatys texture synthesis, seconds per L-BFGS evaluation ({args.evals} evals, device {args.device}, "
+        f"{args.threads} threads; first evaluation excluded)"
+    )
+    header = (
+        f"{'size':>5} {'impl':>10} {'wall s/eval':>12} {'cpu s/eval':>11} {'peak MiB':>9} {'final loss':>11}"
+    )
     print(header)
     for size in args.sizes:
-        res = {k: _run(k, size, args.evals, args.device, args.threads, args.seed) for k in ("reference", "texbench")}
+        res = {
+            k: _run(k, size, args.evals, args.device, args.threads, args.seed)
+            for k in ("reference", "texbench")
+        }
         for k, r in res.items():
-            print(f"{size:>5} {k:>10} {r['wall']:>12.4f} {r['cpu']:>11.4f} {r['peak_mib']:>9.0f} {r['losses'][-1]:>11.5g}")
+            print(
+                f"{size:>5} {k:>10} {r['wall']:>12.4f} {r['cpu']:>11.4f} {r['peak_mib']:>9.0f} {r['losses'][-1]:>11.5g}"
+            )
         ref, tb = res["reference"]["losses"], res["texbench"]["losses"]
         m = min(len(ref), len(tb))
-        rel = max(abs(a - b) / max(abs(a), 1e-30) for a, b in zip(ref[:m], tb[:m]))
+        rel = max(abs(a - b) / max(abs(a), 1e-30) for a, b in zip(ref[:m], tb[:m], strict=False))
         print(
             f"{size:>5} {'ratio':>10} {res['reference']['wall'] / res['texbench']['wall']:>11.2f}x "
             f"{res['reference']['cpu'] / res['texbench']['cpu']:>10.2f}x   "
