@@ -237,6 +237,7 @@ class TextureTask(Task):
         MetricUse("copy-fraction", "exemplar"),
         MetricUse("copy-region", "exemplar"),
         MetricUse("lpips", "seeds", "lpips-diversity"),
+        MetricUse("gram-distance", "exemplar"),
     )
 
     def build(self, images, *, item, params):
@@ -253,6 +254,8 @@ class StyleTask(Task):
         MetricUse("stats-distance", "style"),
         MetricUse("ssim", "content", "ssim-content"),
         MetricUse("lpips", "content", "lpips-content", {"net": "alex"}),
+        MetricUse("gram-distance", "style"),
+        MetricUse("vgg-content-distance", "content"),
     )
 
     def build(self, images, *, item, params):

@@ -87,7 +87,9 @@ class WeightSpec:
     Attributes:
         name: short key (``fid-inception``, ``lpips-alex-v0.1``).
         filename: file name in the cache.
-        sha256: hex digest of the exact file.
+        sha256: hex digest of the exact file. Where the full digest could not be checked, a prefix of at
+            least 8 hex digits (torchvision's own convention: the digest prefix in its file names, which is
+            all ``torch.hub`` checks); the file is then accepted when its digest starts with it.
         sources: where it can be fetched from, tried in order.
         license: the weights' licence.
         description: one line for ``texbench weights list``.
@@ -108,6 +110,13 @@ class WeightSpec:
 
 
 _SPECS: dict[str, WeightSpec] = {}
+
+
+def _digest_matches(digest: str, expected: str) -> bool:
+    """Exact match for a full sha256; prefix match for a documented prefix (>= 8 hex digits)."""
+    if len(expected) == 64:
+        return digest == expected
+    return len(expected) >= 8 and digest.startswith(expected)
 
 
 def register_spec(spec: WeightSpec) -> WeightSpec:
@@ -194,7 +203,7 @@ def find_cached(spec: WeightSpec, path: str | os.PathLike | None = None) -> Path
                 raise WeightsError(f"{spec.name}: the {kind} {cand} does not exist")
             continue
         digest = sha256_file(cand)
-        if digest == spec.sha256:
+        if _digest_matches(digest, spec.sha256):
             return cand
         if explicit:
             raise WeightsError(
@@ -291,7 +300,7 @@ def fetch(spec: WeightSpec, *, quiet: bool = False, force: bool = False) -> Path
                 errors.append(f"{src.describe()}: {type(exc).__name__}: {exc}")
                 continue
             digest = sha256_file(part)
-            if digest != spec.sha256:
+            if not _digest_matches(digest, spec.sha256):
                 errors.append(f"{src.describe()}: sha256 {digest[:12]}… != {spec.sha256[:12]}…")
                 continue
             os.replace(part, dest)

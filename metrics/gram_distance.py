@@ -1,0 +1,146 @@
+"""Gram (style) distance in VGG-19 space: how far an image's feature statistics are from a reference's.
+
+``gram_distance(x, y) = Σ_i w_i² ‖G_i(x) − G_i(y)‖²_F`` over ``relu1_1, relu2_1, relu3_1, relu4_1,
+relu5_1`` with ``G = FᵀF / N_positions`` and ``w_i = 1/C_i``: exactly the style loss that Gatys et al.
+minimise (:func:`texbench.synthesizers.features.style_loss`), so the value a method reaches is comparable
+with the loss curve of ``gatys``. Grams are accumulated in float64; images of any size are compared
+(an unpaired metric), one image at a time, so the value does not depend on the batch.
+
+References:
+    Gatys, Ecker & Bethge, "Texture synthesis using convolutional neural networks", NeurIPS 2015;
+    "Image style transfer using convolutional neural networks", CVPR 2016.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import torch
+
+from texbench.base import Metric
+from texbench.synthesizers.features import (
+    LAYER_NAMES,
+    STYLE_LAYERS,
+    GramNorm,
+    LayerWeights,
+    VGG19Features,
+    gram_matrix,
+    style_loss,
+)
+
+__all__ = ["GramDistance", "GramDistanceParams", "gram_distance"]
+
+
+def _check_images(x: torch.Tensor, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"{name} must have shape (N, 3, H, W), got {tuple(x.shape)}")
+
+
+def _pair_count(x: torch.Tensor, y: torch.Tensor) -> int:
+    if y.shape[0] not in (1, x.shape[0]):
+        raise ValueError(f"y must hold 1 or {x.shape[0]} images (as x), got {y.shape[0]}")
+    return x.shape[0]
+
+
+def gram_distance(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    extractor: VGG19Features,
+    layers: tuple[str, ...] = STYLE_LAYERS,
+    gram_norm: GramNorm = "positions",
+    layer_weights: LayerWeights = "inverse-channels",
+) -> torch.Tensor:
+    """Gram distance of each image of ``x`` to the matching (or the single) image of ``y``.
+
+    Args:
+        x: ``(N, 3, H, W)`` RGB in [0, 1].
+        y: ``(N, 3, h, w)`` or ``(1, 3, h, w)`` RGB in [0, 1], any size.
+        extractor: a :class:`VGG19Features` returning at least ``layers``.
+        layers: the layers compared.
+        gram_norm, layer_weights: as in :func:`texbench.synthesizers.features.style_loss`.
+
+    Returns:
+        ``(N,)`` float64, >= 0; 0 for identical images.
+
+    References:
+        Gatys, Ecker & Bethge, NeurIPS 2015.
+    """
+    _check_images(x, "x")
+    _check_images(y, "y")
+    n = _pair_count(x, y)
+
+    def grams(img: torch.Tensor) -> list[torch.Tensor]:
+        with torch.no_grad():
+            f = extractor(img[None].float())
+        return [gram_matrix(f[name].double(), normalize=gram_norm) for name in layers]
+
+    y_grams = grams(y[0]) if y.shape[0] == 1 else None
+    out = torch.empty(n, dtype=torch.float64, device=x.device)
+    for i in range(n):
+        gy = y_grams if y_grams is not None else grams(y[i])
+        out[i] = style_loss(grams(x[i]), gy, layer_weights=layer_weights)[0]
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class GramDistanceParams:
+    """Parameters of :class:`GramDistance` (defaults: Gatys et al.'s style representation)."""
+
+    weights: Literal["normalised", "imagenet"] = "normalised"
+    pooling: Literal["avg", "max"] = "avg"
+    padding: Literal["zeros", "reflect"] = "zeros"
+    layers: tuple[str, ...] = STYLE_LAYERS
+    gram_norm: GramNorm = "positions"
+    layer_weights: LayerWeights = "inverse-channels"
+
+    def __post_init__(self) -> None:
+        bad = [n for n in self.layers if n not in LAYER_NAMES]
+        if bad or not self.layers:
+            raise ValueError(f"layers must be VGG-19 layer names, got {list(self.layers)}")
+
+
+class GramDistance(Metric):
+    """VGG-19 Gram (style) distance to a reference of any size; lower is better.
+
+    References:
+        Gatys, Ecker & Bethge, NeurIPS 2015; CVPR 2016.
+    """
+
+    name = "gram-distance"
+    description = "VGG-19 Gram-matrix (style) distance, Gatys et al.'s style loss"
+    higher_is_better = False
+    kind = "unpaired"
+    is_differentiable = True
+    references = "Gatys, Ecker & Bethge, NeurIPS 2015 and CVPR 2016"
+    Params = GramDistanceParams
+
+    def __init__(self, params=None, *, device="cpu") -> None:
+        super().__init__(params, device=device)
+        self._extractor: VGG19Features | None = None
+
+    @property
+    def extractor(self) -> VGG19Features:
+        if self._extractor is None:
+            p = self.params
+            self._extractor = VGG19Features(
+                p.layers, weights=p.weights, pooling=p.pooling, padding=p.padding
+            ).to(self.device)
+        return self._extractor
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        return gram_distance(
+            x.to(self.device),
+            y.to(self.device),
+            extractor=self.extractor,
+            layers=p.layers,
+            gram_norm=p.gram_norm,
+            layer_weights=p.layer_weights,
+        )
+
+    def provenance(self) -> dict[str, str]:
+        return {"weights-name": self.extractor.provenance}

@@ -1,0 +1,105 @@
+"""VGG-19 content (feature) distance: the content loss of Gatys et al. between two aligned images.
+
+``vgg_content_distance(x, y) = mean((F(x) − F(y))²)`` over the C·H·W entries of ``relu4_2`` (Gatys et
+al.'s content layer), with the normalised VGG-19 by default: the content term that ``gatys`` minimises
+for the style task. Differences accumulate in float64, one image at a time (independent of the batch).
+
+References:
+    Gatys, Ecker & Bethge, "Image style transfer using convolutional neural networks", CVPR 2016.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import torch
+
+from texbench.base import Metric
+from texbench.synthesizers.features import CONTENT_LAYER, LAYER_NAMES, VGG19Features
+
+__all__ = ["VGGContentDistance", "VGGContentDistanceParams", "vgg_content_distance"]
+
+
+def vgg_content_distance(
+    x: torch.Tensor, y: torch.Tensor, *, extractor: VGG19Features, layer: str = CONTENT_LAYER
+) -> torch.Tensor:
+    """Mean squared ``layer`` feature difference per image pair.
+
+    Args:
+        x: ``(N, 3, H, W)`` RGB in [0, 1].
+        y: ``(N, 3, H, W)`` RGB in [0, 1], pixel-aligned with ``x``.
+        extractor: a :class:`VGG19Features` returning ``layer``.
+        layer: VGG-19 layer name.
+
+    Returns:
+        ``(N,)`` float64, >= 0; 0 for identical images.
+
+    References:
+        Gatys, Ecker & Bethge, CVPR 2016 (eq. 1, as a mean rather than half a sum).
+    """
+    for name, t in (("x", x), ("y", y)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.ndim != 4 or t.shape[1] != 3:
+            raise ValueError(f"{name} must have shape (N, 3, H, W), got {tuple(t.shape)}")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
+    with torch.no_grad():
+        for i in range(x.shape[0]):
+            fx = extractor(x[i : i + 1].float())[layer].double()
+            fy = extractor(y[i : i + 1].float())[layer].double()
+            out[i] = (fx - fy).pow(2).mean()
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class VGGContentDistanceParams:
+    """Parameters of :class:`VGGContentDistance` (defaults: Gatys et al.'s content representation)."""
+
+    layer: str = CONTENT_LAYER
+    weights: Literal["normalised", "imagenet"] = "normalised"
+    pooling: Literal["avg", "max"] = "avg"
+    padding: Literal["zeros", "reflect"] = "zeros"
+
+    def __post_init__(self) -> None:
+        if self.layer not in LAYER_NAMES:
+            raise ValueError(f"layer must be a VGG-19 layer name, got {self.layer!r}")
+
+
+class VGGContentDistance(Metric):
+    """VGG-19 ``relu4_2`` feature distance to the content image; lower is better.
+
+    References:
+        Gatys, Ecker & Bethge, CVPR 2016.
+    """
+
+    name = "vgg-content-distance"
+    description = "VGG-19 relu4_2 mean squared feature distance (Gatys et al.'s content loss)"
+    higher_is_better = False
+    kind = "paired"
+    is_differentiable = True
+    references = "Gatys, Ecker & Bethge, CVPR 2016"
+    Params = VGGContentDistanceParams
+
+    def __init__(self, params=None, *, device="cpu") -> None:
+        super().__init__(params, device=device)
+        self._extractor: VGG19Features | None = None
+
+    @property
+    def extractor(self) -> VGG19Features:
+        if self._extractor is None:
+            p = self.params
+            self._extractor = VGG19Features(
+                (p.layer,), weights=p.weights, pooling=p.pooling, padding=p.padding
+            ).to(self.device)
+        return self._extractor
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return vgg_content_distance(
+            x.to(self.device), y.to(self.device), extractor=self.extractor, layer=self.params.layer
+        )
+
+    def provenance(self) -> dict[str, str]:
+        return {"weights-name": self.extractor.provenance}

@@ -1,0 +1,539 @@
+"""Gatys et al.: texture synthesis and style transfer by matching VGG-19 Gram matrices, and VGG inversion.
+
+The image itself is optimised (L-BFGS by default, as in the papers; Adam selectable) so that its Gram
+matrices on ``relu1_1, relu2_1, relu3_1, relu4_1, relu5_1`` match those of the exemplar / style image,
+plus, for style transfer, its ``relu4_2`` features match those of the content image.
+
+Loss (see :mod:`texbench.synthesizers.features` for the normalisation):
+
+* style: ``L_s = Σ_i w_i² ‖G_i(u) − G_i(s)‖²_F``, ``G = FᵀF / N_positions``, ``w_i = 1/C_i``;
+* content: ``L_c = mean((F(u) − F(c))²)`` over the C·H·W entries of ``relu4_2``;
+* total: ``L = L_s + content_weight · L_c`` (style task), ``L = L_s`` (texture task).
+
+With the normalised VGG-19 and this normalisation, both terms start at comparable orders of magnitude
+(≈ 1-10 when the image is initialised from the other image), and ``content_weight`` ≈ 1 keeps the content
+recognisable while the style is transferred; Gatys et al.'s ``α/β = 10⁻³`` (content/style) refers to their
+unnormalised sums and does not carry over as a number.
+
+Speed: the target Gram matrices (and content features) are computed once per scale, under ``no_grad``;
+the network is cut after the deepest layer used; every L-BFGS function evaluation is one forward and one
+backward pass, nothing else.
+
+Departures from the papers' code, written down:
+
+* none for the optimiser: the default is scipy's L-BFGS-B with the pixels bounded to [0, 1], as in the
+  papers' code. ``optimizer="lbfgs"`` (``torch.optim.LBFGS``, strong-Wolfe line search) has no bounds:
+  the pixels go out of range and clipping them at the end costs a lot (64×64 pebbles, 40 evaluations:
+  style loss 0.031 with L-BFGS-B, 0.036 unclipped but 0.48 clipped with torch's L-BFGS), which is why it
+  is not the default;
+* the white-noise start is uniform in [0, 1] (DeepTextures starts from N(0, 1) on Caffe's 0-255 scale
+  around the mean pixel, i.e. almost a flat grey image; both are white noise);
+* pooling of odd-sized maps floors (Caffe ceils); outputs of even size are unaffected.
+
+References:
+    Gatys, Ecker & Bethge, "Texture synthesis using convolutional neural networks", NeurIPS 2015.
+    Gatys, Ecker & Bethge, "Image style transfer using convolutional neural networks", CVPR 2016.
+    Gatys, Bethge, Hertzmann & Shechtman, "Preserving color in neural artistic style transfer",
+    arXiv:1606.05897, 2016.
+    Mahendran & Vedaldi, "Understanding deep image representations by inverting them", CVPR 2015.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from texbench.base import Synthesizer
+from texbench.synthesizers.features import (
+    CONTENT_LAYER,
+    LAYER_NAMES,
+    STYLE_LAYERS,
+    GramNorm,
+    LayerWeights,
+    VGG19Features,
+    gram_matrix,
+    style_loss,
+)
+
+Optimizer = Literal["lbfgs-b", "lbfgs", "adam"]
+
+__all__ = ["Gatys", "GatysParams", "VGGInversion", "VGGInversionParams", "optimise_image"]
+
+
+def _check_layers(name: str, layers: tuple[str, ...]) -> None:
+    bad = [n for n in layers if n not in LAYER_NAMES]
+    if bad:
+        raise ValueError(f"{name}: unknown VGG-19 layer(s) {bad}")
+
+
+@dataclasses.dataclass(frozen=True)
+class GatysParams:
+    """Parameters of :class:`Gatys` (defaults: the papers').
+
+    Attributes:
+        weights: ``"normalised"`` (Gatys' normalised Caffe VGG-19) or ``"imagenet"`` (torchvision).
+        pooling: ``"avg"`` (the papers) or ``"max"``.
+        padding: ``"zeros"`` (Caffe, the papers) or ``"reflect"``.
+        style_layers: layers whose Gram matrices are matched.
+        content_layer: layer whose features are matched (style task).
+        gram_norm: Gram normalisation (``"positions"``: by H·W; ``"all"``: by C·H·W; ``"none"``).
+        layer_weights: ``"inverse-channels"`` (w_i = 1/C_i) or ``"uniform"``.
+        content_weight: λ in ``L_s + λ L_c`` (style task).
+        init: style task start: ``"noise"`` (the CVPR paper) or ``"content"``. Texture always starts from
+            noise.
+        preserve_color: luminance-only transfer (Gatys et al. 2016b): style and content are converted to
+            luminance (the style's luminance matched to the content's mean and std), the transfer runs on
+            luminance, and the content's chrominance (YIQ) is put back.
+        optimizer: ``"lbfgs-b"`` (scipy's bounded L-BFGS-B, as the papers' code), ``"lbfgs"``
+            (``torch.optim.LBFGS``, unbounded, clipped at the end) or ``"adam"`` (projected); see
+            :func:`optimise_image`.
+        max_evals: budget in loss/gradient evaluations (all scales together).
+        history_size: L-BFGS memory.
+        adam_lr: Adam's step size on the [0, 1] pixel scale.
+        scales: coarse-to-fine levels (1 = off); level k works at 1/2^k of the output size, with the
+            exemplar/style/content down-sampled alike, and its result, up-sampled, starts the next level.
+            The budget is split equally between levels.
+    """
+
+    weights: Literal["normalised", "imagenet"] = "normalised"
+    pooling: Literal["avg", "max"] = "avg"
+    padding: Literal["zeros", "reflect"] = "zeros"
+    style_layers: tuple[str, ...] = STYLE_LAYERS
+    content_layer: str = CONTENT_LAYER
+    gram_norm: GramNorm = "positions"
+    layer_weights: LayerWeights = "inverse-channels"
+    content_weight: float = 1.0
+    init: Literal["noise", "content"] = "noise"
+    preserve_color: bool = False
+    optimizer: Optimizer = "lbfgs-b"
+    max_evals: int = 1000
+    history_size: int = 100
+    adam_lr: float = 0.02
+    scales: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.style_layers:
+            raise ValueError("style_layers must not be empty")
+        _check_layers("style_layers", self.style_layers)
+        _check_layers("content_layer", (self.content_layer,))
+        if self.max_evals < 1:
+            raise ValueError(f"max_evals must be >= 1, got {self.max_evals}")
+        if self.history_size < 1:
+            raise ValueError(f"history_size must be >= 1, got {self.history_size}")
+        if self.scales < 1:
+            raise ValueError(f"scales must be >= 1, got {self.scales}")
+        if self.max_evals < self.scales:
+            raise ValueError(f"max_evals ({self.max_evals}) must be >= scales ({self.scales})")
+        if not self.content_weight >= 0:
+            raise ValueError(f"content_weight must be >= 0, got {self.content_weight}")
+        if not self.adam_lr > 0:
+            raise ValueError(f"adam_lr must be > 0, got {self.adam_lr}")
+
+
+# ------------------------------------------------------------------------------------------- optimisation
+def optimise_image(
+    x0: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    max_evals: int,
+    optimizer: Optimizer = "lbfgs-b",
+    history_size: int = 100,
+    adam_lr: float = 0.02,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Minimise ``loss_fn(x)`` over the pixels of ``x`` within about ``max_evals`` loss/gradient evaluations.
+
+    Args:
+        x0: start ``(1, 3, H, W)`` in [0, 1] (not modified).
+        loss_fn: scalar loss of the image.
+        max_evals: evaluation budget. Adam stops exactly there; both L-BFGS variants check it between
+            iterations, so their last line search may overshoot it by a few evaluations (the count
+            recorded is the true one).
+        optimizer:
+            ``"lbfgs-b"``: scipy's L-BFGS-B with the pixels bounded to [0, 1], the optimiser of Gatys et
+            al.'s code (the default);
+            ``"lbfgs"``: ``torch.optim.LBFGS`` with strong-Wolfe line search, unbounded, clipped at the end
+            (stays on the device, but clipping costs quality: see the module docstring);
+            ``"adam"``: projected Adam (pixels clipped to [0, 1] after each step).
+        history_size: L-BFGS memory (``maxcor`` of L-BFGS-B).
+        adam_lr: Adam step size on the [0, 1] scale.
+
+    Returns:
+        The optimised image (detached) and ``{"loss_curve": [...], "loss_curve_evals": [...], "evals": n,
+        "iterations": n}``. The curve has one value per iteration: the start, then the accepted point of
+        each L-BFGS line search (Adam: the value before each step), with the number of evaluations spent
+        so far beside it.
+    """
+    x = x0.detach().clone()
+    shape, device, dtype = x.shape, x.device, x.dtype
+    n_evals = 0
+    curve: list[float] = []
+    curve_evals: list[int] = []
+    if optimizer == "lbfgs-b":
+        import numpy as np
+        import scipy.optimize
+
+        last = {"f": math.nan}
+
+        def fg(v: np.ndarray) -> tuple[float, np.ndarray]:
+            nonlocal n_evals
+            u = torch.from_numpy(v).to(device=device, dtype=dtype).view(shape).requires_grad_(True)
+            loss = loss_fn(u)
+            (grad,) = torch.autograd.grad(loss, u)
+            n_evals += 1
+            last["f"] = loss.item()
+            if not curve:
+                curve.append(last["f"])
+                curve_evals.append(n_evals)
+            return last["f"], grad.detach().to(torch.float64).cpu().numpy().ravel()
+
+        def callback(intermediate_result: Any) -> None:
+            # L-BFGS-B's line search ends on the accepted point, so the last value is that of x_k
+            curve.append(float(intermediate_result.fun))
+            curve_evals.append(n_evals)
+
+        res = scipy.optimize.minimize(
+            fg,
+            x.to(torch.float64).cpu().numpy().ravel(),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=scipy.optimize.Bounds(0.0, 1.0),
+            callback=callback,
+            # zero tolerances: the evaluation budget decides, as in the papers' fixed iteration counts
+            options={
+                "maxfun": max_evals,
+                "maxiter": max_evals,
+                "maxcor": history_size,
+                "ftol": 0.0,
+                "gtol": 0.0,
+            },
+        )
+        x = torch.from_numpy(res.x).to(device=device, dtype=dtype).view(shape)
+        n_iter = int(res.nit)
+    elif optimizer == "lbfgs":
+        x.requires_grad_(True)
+        evals: list[tuple[int, float]] = []  # (iteration, loss)
+        # tolerances 0: the evaluation budget decides (a zero step still ends the run early)
+        opt = torch.optim.LBFGS(
+            [x],
+            lr=1.0,
+            max_iter=max_evals,
+            max_eval=max_evals,
+            history_size=history_size,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+            line_search_fn="strong_wolfe",
+        )
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad(set_to_none=False)
+            loss = loss_fn(x)
+            loss.backward()
+            evals.append((opt.state[x].get("n_iter", 0), loss.item()))
+            return loss
+
+        opt.step(closure)
+        # The accepted point of a strong-Wolfe line search is the lowest value it evaluated.
+        best: dict[int, float] = {}
+        upto: dict[int, int] = {}
+        for i, (it, val) in enumerate(evals, 1):
+            best[it] = min(val, best.get(it, math.inf))
+            upto[it] = i
+        iters = sorted(best)
+        curve = [best[it] for it in iters]
+        curve_evals = [upto[it] for it in iters]
+        n_evals, n_iter = len(evals), max(iters)
+        x = x.detach().clamp(0, 1)
+    elif optimizer == "adam":
+        x.requires_grad_(True)
+        opt = torch.optim.Adam([x], lr=adam_lr)
+        for i in range(max_evals):
+            opt.zero_grad(set_to_none=False)
+            loss = loss_fn(x)
+            loss.backward()
+            curve.append(loss.item())
+            curve_evals.append(i + 1)
+            opt.step()
+            with torch.no_grad():
+                x.clamp_(0, 1)
+        n_evals = n_iter = max_evals
+        x = x.detach()
+    else:
+        raise ValueError(f"optimizer must be 'lbfgs-b', 'lbfgs' or 'adam', got {optimizer!r}")
+    info = {"loss_curve": curve, "loss_curve_evals": curve_evals, "evals": n_evals, "iterations": n_iter}
+    return x, info
+
+
+def _resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bicubic resize of ``(N, 3, H, W)``, clipped to [0, 1]."""
+    if tuple(img.shape[-2:]) == tuple(size):
+        return img
+    return F.interpolate(img, size=size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def _scaled(size: tuple[int, int], level: int) -> tuple[int, int]:
+    return (max(1, round(size[0] / 2**level)), max(1, round(size[1] / 2**level)))
+
+
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def rgb_to_yiq(x: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` RGB → YIQ (NTSC)."""
+    return torch.einsum("ij,njhw->nihw", _YIQ.to(x), x)
+
+
+def yiq_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` YIQ → RGB (exact inverse of :func:`rgb_to_yiq`)."""
+    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_YIQ.double()).to(x), x)
+
+
+def _luminance_pair(content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grey (3-channel) content and style, the style's luminance matched to the content's mean and std."""
+    yc = rgb_to_yiq(content)[:, :1]
+    ys = rgb_to_yiq(style)[:, :1]
+    ys = (ys - ys.mean()) * (yc.std() / ys.std().clamp_min(1e-8)) + yc.mean()
+    return yc.clamp(0, 1).expand(-1, 3, -1, -1), ys.clamp(0, 1).expand(-1, 3, -1, -1)
+
+
+# -------------------------------------------------------------------------------------------- the methods
+class _VGGOptimiser(Synthesizer):
+    """Shared plumbing: one frozen, truncated VGG-19 per (layers, device), and provenance."""
+
+    def __init__(self, params: Any = None) -> None:
+        super().__init__(params)
+        self._nets: dict[tuple, VGG19Features] = {}
+        self._provenance: dict[str, str] = {}
+
+    def _net(self, layers: tuple[str, ...], device: torch.device, seed: int) -> VGG19Features:
+        key = (layers, str(device))
+        if key not in self._nets:
+            p = self.params
+            net = VGG19Features(
+                layers, weights=p.weights, pooling=p.pooling, padding=p.padding, random_seed=seed
+            )
+            self._nets[key] = net.to(device)
+            self._provenance = {"weights-name": net.provenance}
+        return self._nets[key]
+
+    def provenance(self) -> dict[str, str]:
+        return dict(self._provenance)
+
+
+def _noise(size: tuple[int, int], seed: int, device: torch.device) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)  # drawn on the CPU: the same start on every device
+    return torch.rand((1, 3, *size), generator=gen).to(device)
+
+
+class Gatys(_VGGOptimiser):
+    """Gatys et al.: texture synthesis (Gram matching from white noise) and neural style transfer.
+
+    Texture: the output (``task_input.size``, independent of the exemplar's size) starts from seeded
+    white noise and is optimised to match the exemplar's Gram matrices. Style: the output (the content's
+    size) matches the style image's Gram matrices and the content's ``relu4_2`` features.
+
+    Diagnostics recorded per job: ``loss_curve`` (per L-BFGS iteration or Adam step),
+    ``loss_curve_evals``, ``evals``, ``iterations``, ``optimizer``, ``style_loss_start``/``style_loss_end``,
+    ``seconds_per_eval`` (``style_loss_start`` is taken at the start of the coarsest level,
+    ``style_loss_end`` on the returned, clipped image).
+
+    References:
+        Gatys, Ecker & Bethge, NeurIPS 2015; CVPR 2016. Gatys et al., arXiv:1606.05897 (colour).
+    """
+
+    name = "gatys"
+    description = "Gatys et al.: VGG-19 Gram-matrix texture synthesis and style transfer (L-BFGS)"
+    tasks = ("texture", "style")
+    version = "1"
+    references = "Gatys, Ecker & Bethge, NeurIPS 2015 and CVPR 2016"
+    Params = GatysParams
+    presets = {
+        "tiny": {"max_evals": 20, "history_size": 20},
+        "fast": {"max_evals": 200, "history_size": 50},
+    }
+
+    def run(self, task_input: Any, *, seed: int, device: torch.device) -> torch.Tensor:
+        device = torch.device(device)
+        p: GatysParams = self.params
+        task = task_input.task
+        if task not in self.tasks:
+            raise ValueError(f"gatys supports tasks {self.tasks}, got {task!r}")
+        size = tuple(task_input.size)
+        if task == "texture":
+            if task_input.image is None:
+                raise ValueError("texture task needs task_input.image (the exemplar)")
+            style = task_input.image[None].float().to(device)
+            content = None
+            layers = tuple(p.style_layers)
+        else:
+            if task_input.content is None or task_input.style is None:
+                raise ValueError("style task needs task_input.content and task_input.style")
+            content = task_input.content[None].float().to(device)
+            style = task_input.style[None].float().to(device)
+            layers = tuple(dict.fromkeys((*p.style_layers, p.content_layer)))
+            if p.preserve_color:
+                content_rgb = content
+                content, style = _luminance_pair(content, style)
+        ordered = tuple(n for n in LAYER_NAMES if n in layers)
+        net = self._net(ordered, device, seed)
+
+        start = time.perf_counter()
+        curve: list[float] = []
+        curve_evals: list[int] = []
+        evals_done = iterations = 0
+        x: torch.Tensor | None = None
+        style_start = style_end = math.nan
+        for level in range(p.scales - 1, -1, -1):
+            lsize = _scaled(size, level)
+            budget = p.max_evals // p.scales + (p.max_evals % p.scales if level == 0 else 0)
+            s_img = _resize(style, _scaled(tuple(style.shape[-2:]), level)) if level else style
+            c_img = _resize(content, lsize) if content is not None else None
+            with torch.no_grad():
+                feats = net(s_img)
+                targets = [gram_matrix(feats[n], normalize=p.gram_norm) for n in p.style_layers]
+                c_target = net(c_img)[p.content_layer] if c_img is not None else None
+                del feats
+            if x is None:
+                x0 = (
+                    c_img.clone()
+                    if (c_img is not None and p.init == "content")
+                    else _noise(lsize, seed, device)
+                )
+            else:
+                x0 = F.interpolate(x, size=lsize, mode="bilinear", align_corners=False)
+
+            def style_term(u: torch.Tensor, targets=targets) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                f = net(u)
+                g = [gram_matrix(f[n], normalize=p.gram_norm) for n in p.style_layers]
+                return style_loss(g, targets, layer_weights=p.layer_weights)[0], f
+
+            def loss_fn(u: torch.Tensor, c_target=c_target, style_term=style_term) -> torch.Tensor:
+                ls, f = style_term(u)
+                if c_target is None:
+                    return ls
+                return ls + p.content_weight * (f[p.content_layer] - c_target).pow(2).mean()
+
+            if level == p.scales - 1:
+                with torch.no_grad():
+                    style_start = float(style_term(x0)[0])
+            x, info = optimise_image(
+                x0,
+                loss_fn,
+                max_evals=budget,
+                optimizer=p.optimizer,
+                history_size=p.history_size,
+                adam_lr=p.adam_lr,
+            )
+            curve += info["loss_curve"]
+            curve_evals += [e + evals_done for e in info["loss_curve_evals"]]
+            evals_done += info["evals"]
+            iterations += info["iterations"]
+            if level == 0:
+                with torch.no_grad():
+                    style_end = float(style_term(x.clamp(0, 1))[0])
+        seconds = time.perf_counter() - start
+        assert x is not None
+        out = x.clamp(0, 1)
+        if task == "style" and p.preserve_color:
+            yiq = rgb_to_yiq(content_rgb)
+            yiq[:, :1] = rgb_to_yiq(out)[:, :1]
+            out = yiq_to_rgb(yiq).clamp(0, 1)
+        self.record(
+            optimizer=p.optimizer,
+            loss_curve=curve,
+            loss_curve_evals=curve_evals,
+            evals=evals_done,
+            iterations=iterations,
+            style_loss_start=style_start,
+            style_loss_end=style_end,
+            seconds_per_eval=seconds / max(evals_done, 1),
+        )
+        return out[0].float()
+
+
+@dataclasses.dataclass(frozen=True)
+class VGGInversionParams:
+    """Parameters of :class:`VGGInversion`.
+
+    Attributes:
+        layer: the layer whose spatial features are matched.
+        weights, pooling, padding: as for :class:`GatysParams`.
+        optimizer, max_evals, history_size, adam_lr: as for :class:`GatysParams`.
+    """
+
+    layer: str = CONTENT_LAYER
+    weights: Literal["normalised", "imagenet"] = "normalised"
+    pooling: Literal["avg", "max"] = "avg"
+    padding: Literal["zeros", "reflect"] = "zeros"
+    optimizer: Optimizer = "lbfgs-b"
+    max_evals: int = 500
+    history_size: int = 100
+    adam_lr: float = 0.02
+
+    def __post_init__(self) -> None:
+        _check_layers("layer", (self.layer,))
+        if self.max_evals < 1:
+            raise ValueError(f"max_evals must be >= 1, got {self.max_evals}")
+        if self.history_size < 1:
+            raise ValueError(f"history_size must be >= 1, got {self.history_size}")
+
+
+class VGGInversion(_VGGOptimiser):
+    """Feature inversion: match one layer's *spatial* VGG-19 features (no Gram matrix).
+
+    It runs on the style task because that task supplies two images: the target is the style image
+    (resized to the content's size, since spatial features only compare at equal size) seen through one
+    layer, and the optimisation starts from the content image. Where Gram matching keeps only
+    statistics, matching the spatial features rebuilds the style image's layout from a different start,
+    showing that the layer keeps the spatial arrangement (the course's "deep dream" variant, after
+    Mahendran & Vedaldi). The texture task has a single image and no second image to start from, and a
+    noise start would only show inversion, not the change of layout.
+
+    References:
+        Mahendran & Vedaldi, "Understanding deep image representations by inverting them", CVPR 2015;
+        Gatys, Ecker & Bethge, CVPR 2016 (content reconstructions, Fig. 1).
+    """
+
+    name = "vgg-inversion"
+    description = "match one layer's spatial VGG-19 features of the style image, starting from the content"
+    tasks = ("style",)
+    version = "1"
+    references = "Mahendran & Vedaldi, CVPR 2015; Gatys, Ecker & Bethge, CVPR 2016"
+    Params = VGGInversionParams
+    presets = {"tiny": {"max_evals": 20, "history_size": 10, "layer": "relu3_1"}}
+
+    def run(self, task_input: Any, *, seed: int, device: torch.device) -> torch.Tensor:
+        device = torch.device(device)
+        p: VGGInversionParams = self.params
+        if task_input.task != "style" or task_input.content is None or task_input.style is None:
+            raise ValueError("vgg-inversion runs on the style task (needs content and style)")
+        size = tuple(task_input.size)
+        content = _resize(task_input.content[None].float().to(device), size)
+        target_img = _resize(task_input.style[None].float().to(device), size)
+        net = self._net((p.layer,), device, seed)
+        with torch.no_grad():
+            target = net(target_img)[p.layer]
+
+        def loss_fn(u: torch.Tensor) -> torch.Tensor:
+            return (net(u)[p.layer] - target).pow(2).mean()
+
+        start = time.perf_counter()
+        x, info = optimise_image(
+            content,
+            loss_fn,
+            max_evals=p.max_evals,
+            optimizer=p.optimizer,
+            history_size=p.history_size,
+            adam_lr=p.adam_lr,
+        )
+        self.record(
+            optimizer=p.optimizer,
+            seconds_per_eval=(time.perf_counter() - start) / max(info["evals"], 1),
+            **info,
+        )
+        return x.clamp(0, 1)[0].float()
