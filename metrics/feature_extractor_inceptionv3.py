@@ -84,6 +84,7 @@ __all__ = [
     "preprocess",
     "pytorch_fid_state_dict",
     "random_state_dict",
+    "resize_input",
     "state_dict_from_torchscript",
 ]
 
@@ -224,15 +225,20 @@ def _pil_bicubic(x: torch.Tensor, size: int) -> torch.Tensor:
     return torch.from_numpy(out).to(x.device).div_(255.0)
 
 
+def resize_input(x: torch.Tensor, resize: ResizeMode = "pytorch-fid") -> torch.Tensor:
+    """Resize ``(N, 3, H, W)`` in [0, 1] as the FID preprocessing ``resize`` says (module docstring)."""
+    if resize == "pytorch-fid":
+        return F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+    if resize == "clean":
+        return _pil_bicubic(x, INPUT_SIZE)
+    if resize == "none":
+        return x
+    raise ValueError(f"resize must be 'pytorch-fid', 'clean' or 'none', got {resize!r}")
+
+
 def preprocess(x: torch.Tensor, resize: ResizeMode = "pytorch-fid") -> torch.Tensor:
     """Resize (see the module docstring) and scale ``(N, 3, H, W)`` in [0, 1] to the network's [-1, 1]."""
-    if resize == "pytorch-fid":
-        x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
-    elif resize == "clean":
-        x = _pil_bicubic(x, INPUT_SIZE)
-    elif resize != "none":
-        raise ValueError(f"resize must be 'pytorch-fid', 'clean' or 'none', got {resize!r}")
-    return 2 * x - 1
+    return 2 * resize_input(x, resize) - 1
 
 
 # ------------------------------------------------------------------------------------------------ network
@@ -519,7 +525,7 @@ def pytorch_fid_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, 
     return out
 
 
-_MODELS: dict[tuple[str, str | None, bool], tuple[FIDInceptionV3, str]] = {}
+_MODELS: dict[tuple, tuple[FIDInceptionV3, str]] = {}
 RANDOM_INIT_SEED = 0
 
 
@@ -540,8 +546,10 @@ def load_fid_inception(
     Raises:
         WeightsNotFoundError: the file is not available offline and random weights are not allowed.
     """
+    from texbench.weights import cache_dir
+
     device = torch.device(device)
-    key = (str(device), None if path is None else str(path), bool(random_init))
+    key = (str(device), None if path is None else str(path), random_init, str(cache_dir()), random_init_allowed())
     if key in _MODELS:
         return _MODELS[key]
     net = FIDInceptionV3()
