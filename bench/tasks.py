@@ -230,8 +230,14 @@ class TextureTask(Task):
     description = "texture synthesis from one exemplar"
     roles = ("exemplar",)
     Params = TextureParams
-    primary_metric = "stats-distance"
-    default_metrics = (MetricUse("stats-distance", "exemplar"),)
+    primary_metric = "sifid"
+    default_metrics = (MetricUse("stats-distance", "exemplar"), MetricUse("sifid", "exemplar"))
+    #: FID/KID between random crops of the outputs and random crops of the exemplars: 8 crops of
+    #: 64x64 per image, positions seeded by the run seed and each image's hash (texbench.metrics.fid)
+    set_metrics = (
+        MetricUse("fid", "exemplar", params={"crop_size": 64, "crops_per_image": 8}),
+        MetricUse("kid", "exemplar", params={"crop_size": 64, "crops_per_image": 8}),
+    )
 
     def build(self, images, *, item, params):
         ex = images["exemplar"]
@@ -243,7 +249,13 @@ class StyleTask(Task):
     description = "style transfer: a content image rendered in the style of another"
     roles = ("content", "style")
     primary_metric = "stats-distance"
-    default_metrics = (MetricUse("stats-distance", "style"), MetricUse("ssim", "content", "ssim-content"))
+    default_metrics = (
+        MetricUse("stats-distance", "style"),
+        MetricUse("ssim", "content", "ssim-content"),
+        MetricUse("sifid", "style", "sifid-style"),
+    )
+    #: whole outputs vs whole style images (as ArtFID's FID term)
+    set_metrics = (MetricUse("fid", "style", "fid-style"), MetricUse("kid", "style", "kid-style"))
 
     def build(self, images, *, item, params):
         c, s = images["content"], images["style"]
@@ -258,6 +270,7 @@ class DenoiseTask(Task):
     Params = DenoiseParams
     primary_metric = "psnr"
     default_metrics = (MetricUse("psnr", "clean"), MetricUse("ssim", "clean"))
+    set_metrics = (MetricUse("fid", "clean"), MetricUse("kid", "clean"))
 
     def build(self, images, *, item, params):
         from texbench.imageio import image_hash
@@ -276,6 +289,7 @@ class SR4Task(Task):
     Params = SR4Params
     primary_metric = "psnr"
     default_metrics = (MetricUse("psnr", "clean"), MetricUse("psnr-y", "clean"), MetricUse("ssim", "clean"))
+    set_metrics = (MetricUse("fid", "clean"), MetricUse("kid", "clean"))
     min_size = 16
 
     def build(self, images, *, item, params):
