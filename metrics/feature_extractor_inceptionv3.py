@@ -546,23 +546,25 @@ def load_fid_inception(
     Raises:
         WeightsNotFoundError: the file is not available offline and random weights are not allowed.
     """
-    from texbench.weights import cache_dir
-
     device = torch.device(device)
-    key = (str(device), None if path is None else str(path), random_init, str(cache_dir()), random_init_allowed())
-    if key in _MODELS:
-        return _MODELS[key]
-    net = FIDInceptionV3()
-    if random_init:
-        sd, prov = random_state_dict(RANDOM_INIT_SEED), f"random-init:seed={RANDOM_INIT_SEED}"
-    else:
+    file = None
+    if not random_init:
         try:
-            sd, prov = state_dict_from_torchscript(resolve(FID_INCEPTION, path=path)), FID_INCEPTION.provenance
+            file = resolve(FID_INCEPTION, path=path)
         except WeightsNotFoundError:
             if random_init is False or not random_init_allowed():
                 raise
-            prov = warn_random_init(FID_INCEPTION, RANDOM_INIT_SEED)
-            sd = random_state_dict(RANDOM_INIT_SEED)
+    key = (str(device), None if file is None else str(file))
+    if key in _MODELS:  # the random-init warning was printed when the network was first built
+        return _MODELS[key]
+    net = FIDInceptionV3()
+    if file is not None:
+        sd, prov = state_dict_from_torchscript(file), FID_INCEPTION.provenance
+    elif random_init:
+        sd, prov = random_state_dict(RANDOM_INIT_SEED), f"random-init:seed={RANDOM_INIT_SEED}"
+    else:
+        prov = warn_random_init(FID_INCEPTION, RANDOM_INIT_SEED)
+        sd = random_state_dict(RANDOM_INIT_SEED)
     net.load_state_dict(sd, strict=True)
     net.to(device)
     _MODELS[key] = (net, prov)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from texbench.metrics.feature_cache import FeatureCache, default_cache, image_key
+from texbench.metrics import feature_extractor_inceptionv3 as _fe
 from texbench.metrics.feature_extractor_inceptionv3 import BLOCK_DIMS, ResizeMode, load_fid_inception, resize_input
 
 __all__ = ["EXTRACTOR_VERSION", "check_images", "extract_features", "random_crops"]
@@ -99,10 +100,10 @@ def extract_features(
             else:
                 found[(d, key)] = arr
     if todo:
-        # group by size (only matters for resize="none"; resized inputs all become 299x299)
+        # group by size (only matters for resize="none"; resized inputs all become 299x299 and share batches)
         groups: dict[tuple[int, int], list[str]] = {}
         for key, img in todo.items():
-            size = (299, 299) if resize != "none" else tuple(img.shape[-2:])
+            size = (_fe.INPUT_SIZE,) * 2 if resize != "none" else tuple(img.shape[-2:])
             groups.setdefault(size, []).append(key)
         dev = torch.device(device)
         for group in groups.values():

@@ -111,8 +111,15 @@ def test_statistics_files_round_trip_and_pytorch_fid_reads_them(tmp_path):
 # ------------------------------------------------------------------------- tier 3: metric classes (random init)
 @pytest.fixture
 def random_weights(texbench_home, monkeypatch):
-    """An empty cache and the recorded random-init fallback, so these tests never need the real file."""
+    """An empty cache and the recorded random-init fallback, so these tests never need the real file.
+
+    These tests check plumbing, not numerics (parity tests live in test_fid_inception.py), so the
+    network input is 96x96 instead of 299x299 to keep them fast.
+    """
+    from texbench.metrics import feature_extractor_inceptionv3 as fe
+
     monkeypatch.setenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", "1")
+    monkeypatch.setattr(fe, "INPUT_SIZE", 96)
     return texbench_home
 
 
@@ -125,14 +132,14 @@ def _images(n, size, seed):
 
 
 def test_fid_metric_sets_crops_and_provenance(random_weights):
-    metric = FID.from_config({"crop_size": 32, "crops_per_image": 2})
-    xs, ys = _images(2, 48, 0), _images(2, 48, 1)
+    metric = FID.from_config({"crop_size": 32, "crops_per_image": 3})
+    xs, ys = _images(1, 48, 0), _images(2, 40, 1)
     out = metric.compute_sets(xs, ys, seed=3)
-    assert out["n_outputs"] == 4 and out["n_references"] == 4
+    assert out["n_outputs"] == 3 and out["n_references"] == 6
     assert out["value"] > 0
     assert metric.compute_sets(xs, xs, seed=3)["value"] == pytest.approx(0.0, abs=1e-6)
     assert metric.provenance() == {"fid-inception": "random-init:seed=0"}
-    assert metric.params_dict() == {"crop_size": 32, "crops_per_image": 2, "resize": "pytorch-fid"}
+    assert metric.params_dict() == {"crop_size": 32, "crops_per_image": 3, "resize": "pytorch-fid"}
 
 
 def test_fid_paths_folder_npz_and_cli(random_weights, tmp_path):
@@ -153,6 +160,7 @@ def test_fid_paths_folder_npz_and_cli(random_weights, tmp_path):
     assert result.exit_code == 0, result.output
     via_npz = metric.compute_paths(a, tmp_path / "b.npz")
     assert via_npz["value"] == pytest.approx(direct["value"], rel=1e-9)
+    assert load_statistics(tmp_path / "b.npz").meta["n"] == "3"
     # statistics made with another protocol are refused, not silently compared
     with pytest.raises(ValueError, match="resize"):
         FID(FIDParams(resize="clean")).compute_paths(a, tmp_path / "b.npz")
