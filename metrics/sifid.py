@@ -51,6 +51,7 @@ def sifid(
     dims: Literal[64, 192] = 192,
     device: torch.device | str | None = None,
     weights_path=None,
+    cache=None,
 ) -> torch.Tensor:
     """SiFID between each output ``x[i]`` and its reference ``y[i]`` (or the single reference ``y[0]``).
 
@@ -60,6 +61,7 @@ def sifid(
         dims: feature block, 192 (default) or 64.
         device: where the network runs (default: ``x.device``).
         weights_path: explicit copy of the FID Inception weights.
+        cache: a :class:`texbench.metrics.feature_cache.FeatureCache` (default: the shared one).
 
     Returns:
         ``(N,)`` float64 values, >= 0.
@@ -80,7 +82,7 @@ def sifid(
         raise ValueError(f"dims must be 64 or 192, got {dims!r}")
     device = x.device if device is None else device
     feats, _ = extract_features(
-        [*x, *y], dims=(dims,), resize="none", device=device, weights_path=weights_path
+        [*x, *y], dims=(dims,), resize="none", device=device, weights_path=weights_path, cache=cache
     )
     fx, fy = feats[dims][: x.shape[0]], feats[dims][x.shape[0] :]
     ref_stats = [_spatial_stats(f, "y") for f in fy]
