@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from texbench.imageio import atomic_write_bytes, image_hash
 
 __all__ = ["FeatureCache", "default_cache", "features_dir", "image_key"]
@@ -71,7 +70,9 @@ class FeatureCache:
         max_bytes: memory budget of the in-memory LRU.
     """
 
-    def __init__(self, root: str | os.PathLike | None = None, *, disk: bool = True, max_bytes: int = 1 << 30) -> None:
+    def __init__(
+        self, root: str | os.PathLike | None = None, *, disk: bool = True, max_bytes: int = 1 << 30
+    ) -> None:
         self.root = Path(root) if root is not None else features_dir()
         self.disk = disk
         self.max_bytes = int(max_bytes)

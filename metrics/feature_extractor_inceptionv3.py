@@ -60,8 +60,6 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from texbench.weights import (
     PyPISource,
     WeightsError,
@@ -72,6 +70,7 @@ from texbench.weights import (
     resolve,
     warn_random_init,
 )
+from torch import nn
 
 __all__ = [
     "BLOCK_DIMS",
@@ -89,9 +88,7 @@ __all__ = [
 ]
 
 #: The pytorch-fid release file the PyPI copy was checked against (sha256 prefix 6726825d only).
-ORIGINAL_URL = (
-    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
-)
+ORIGINAL_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 
 FID_INCEPTION = register_spec(
     WeightSpec(
@@ -274,7 +271,9 @@ class FIDInceptionV3(nn.Module):
         sd = super().state_dict(*args, **kwargs)
         return type(sd)((k.replace("convs.", "", 1).replace("__", "."), v) for k, v in sd.items())
 
-    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False):
+    def load_state_dict(
+        self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False
+    ):
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
         renamed = {}
@@ -301,7 +300,7 @@ class FIDInceptionV3(nn.Module):
         p: dict[str, torch.Tensor] = {}
 
         def fold(*names: str) -> tuple[torch.Tensor, torch.Tensor]:
-            ws, bs = zip(*(self._get(n).folded() for n in names))
+            ws, bs = zip(*(self._get(n).folded() for n in names), strict=True)
             w = torch.cat(ws).to(device).contiguous(memory_format=torch.channels_last)
             return w, torch.cat(bs).to(device)
 
@@ -382,7 +381,10 @@ class FIDInceptionV3(nn.Module):
             a, b, c = F.relu(a), _relu(b), _relu(c)
             d = _relu(F.avg_pool2d(d, 3, 1, 1, count_include_pad=False))
         b = torch.cat(
-            (self._conv(p, f"{blk}.branch3x3_2a", b, padding=(0, 1)), self._conv(p, f"{blk}.branch3x3_2b", b, padding=(1, 0))),
+            (
+                self._conv(p, f"{blk}.branch3x3_2a", b, padding=(0, 1)),
+                self._conv(p, f"{blk}.branch3x3_2b", b, padding=(1, 0)),
+            ),
             1,
         )
         c = self._conv(p, f"{blk}.branch3x3dbl_2", c, padding=1)
@@ -482,11 +484,13 @@ def state_dict_from_torchscript(path) -> dict[str, torch.Tensor]:
     if len(groups) != len(specs):
         raise WeightsError(f"{path}: {len(groups)} convolutions, expected {len(specs)}")
     out: dict[str, torch.Tensor] = {}
-    for (src, tensors), (name, cin, cout, k) in zip(groups.items(), specs):
+    for (src, tensors), (name, cin, cout, k) in zip(groups.items(), specs, strict=True):
         if set(tensors) != set(_TENSORS):
             raise WeightsError(f"{path}: {src} has tensors {sorted(tensors)}, expected {list(_TENSORS)}")
         if tuple(tensors["weight"].shape) != (cout, cin, *k):
-            raise WeightsError(f"{path}: {src} has shape {tuple(tensors['weight'].shape)}, {name} needs {(cout, cin, *k)}")
+            raise WeightsError(
+                f"{path}: {src} has shape {tuple(tensors['weight'].shape)}, {name} needs {(cout, cin, *k)}"
+            )
         for leaf in _TENSORS:
             out[f"{name}.{leaf}"] = tensors[leaf].detach().float().clone()
     return out

@@ -44,7 +44,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-
 from texbench.base import Metric
 
 __all__ = [
@@ -263,15 +262,17 @@ class Statistics:
         if self.mu.shape != other.mu.shape:
             raise ValueError(f"statistics of different dimensions: {self.mu.size} and {other.mu.size}")
         u1 = self.factor if self.factor is not None else _cov_factor(_as_cov(self.sigma, "sigma1"), "sigma1")
-        u2 = other.factor if other.factor is not None else _cov_factor(_as_cov(other.sigma, "sigma2"), "sigma2")
+        u2 = (
+            other.factor
+            if other.factor is not None
+            else _cov_factor(_as_cov(other.sigma, "sigma2"), "sigma2")
+        )
         return _frechet_from_factors(
             self.mu, u1, float(np.trace(self.sigma)), other.mu, u2, float(np.trace(other.sigma))
         )
 
 
-def save_statistics(
-    path: str | os.PathLike, mu: Any, sigma: Any, *, factor: Any = None, **meta: Any
-) -> Path:
+def save_statistics(path: str | os.PathLike, mu: Any, sigma: Any, *, factor: Any = None, **meta: Any) -> Path:
     """Write ``mu``/``sigma`` (pytorch-fid's keys), optionally ``factor``, and ``meta`` (as ``meta_<key>``
     strings) to an ``.npz``, atomically."""
     from texbench.imageio import atomic_write_bytes
@@ -308,8 +309,10 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
         raise ValueError(f"{p}: mu must be (d,) and sigma (d, d), got {mu.shape} and {sigma.shape}")
     if factor is not None:
         scale = max(np.abs(sigma).max(), np.finfo(np.float64).tiny)
-        if factor.ndim != 2 or factor.shape[0] != mu.size or not np.allclose(
-            factor @ factor.T, sigma, rtol=1e-6, atol=1e-9 * scale
+        if (
+            factor.ndim != 2
+            or factor.shape[0] != mu.size
+            or not np.allclose(factor @ factor.T, sigma, rtol=1e-6, atol=1e-9 * scale)
         ):
             raise ValueError(f"{p}: 'factor' does not reproduce 'sigma'")
     return Statistics(mu, sigma, meta, factor)
@@ -417,7 +420,9 @@ class FID(_InceptionSetMetric):
     def statistics(self, images: Sequence[torch.Tensor], *, seed: int = 0) -> Statistics:
         """Statistics of the pool3 features of ``images`` (or their crops), with provenance and protocol."""
         feats = self.features(images, seed=seed)
-        return Statistics.from_features(feats, {**self.provenance(), **self._protocol(), "n": str(len(feats))})
+        return Statistics.from_features(
+            feats, {**self.provenance(), **self._protocol(), "n": str(len(feats))}
+        )
 
     def compute_sets(
         self, xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor], *, seed: int = 0
@@ -440,7 +445,9 @@ class FID(_InceptionSetMetric):
         if not path.is_dir():
             raise ValueError(f"{path}: expected a folder of images or a .npz statistics file")
         feats = self.folder_features(path, seed=seed)
-        return Statistics.from_features(feats, {**self.provenance(), **self._protocol(), "n": str(len(feats))})
+        return Statistics.from_features(
+            feats, {**self.provenance(), **self._protocol(), "n": str(len(feats))}
+        )
 
     def _check_compatible(self, stats: Statistics, path: Path) -> None:
         if stats.mu.shape != (2048,):
@@ -466,7 +473,9 @@ class FID(_InceptionSetMetric):
 
         return {"value": value, "n_a": n(sa), "n_b": n(sb), **self.provenance(), **self._protocol()}
 
-    def save_folder_statistics(self, folder: str | os.PathLike, out: str | os.PathLike, *, seed: int = 0) -> Statistics:
+    def save_folder_statistics(
+        self, folder: str | os.PathLike, out: str | os.PathLike, *, seed: int = 0
+    ) -> Statistics:
         """Compute and save the reference statistics of a folder (``.npz``, pytorch-fid compatible)."""
         stats = self._path_statistics(Path(folder), seed)
         save_statistics(out, stats.mu, stats.sigma, factor=stats.factor, **stats.meta)

@@ -17,9 +17,16 @@ __all__ = ["fid_stats"]
 @click.command("fid-stats")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))
-@click.option("--resize", type=click.Choice(["pytorch-fid", "clean"]), default="pytorch-fid", show_default=True,
-              help="Preprocessing: pytorch-fid's bilinear tensor resize or clean-fid's PIL bicubic.")
-@click.option("--crop-size", type=int, default=0, show_default=True, help="Random crops of this size (0: whole images).")
+@click.option(
+    "--resize",
+    type=click.Choice(["pytorch-fid", "clean"]),
+    default="pytorch-fid",
+    show_default=True,
+    help="Preprocessing: pytorch-fid's bilinear tensor resize or clean-fid's PIL bicubic.",
+)
+@click.option(
+    "--crop-size", type=int, default=0, show_default=True, help="Random crops of this size (0: whole images)."
+)
 @click.option("--crops-per-image", type=int, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the crop positions.")
 @click.option("--device", default="cpu", show_default=True)
@@ -35,7 +42,9 @@ def fid_stats(folder, out, resize, crop_size, crops_per_image, seed, device, bat
     if Path(out).exists() and not force:
         raise click.UsageError(f"{out} exists (use --force to overwrite)")
     try:
-        metric = FID(FIDParams(crop_size=crop_size, crops_per_image=crops_per_image, resize=resize), device=device)
+        metric = FID(
+            FIDParams(crop_size=crop_size, crops_per_image=crops_per_image, resize=resize), device=device
+        )
         metric.batch_size = batch_size
         stats = metric.save_folder_statistics(folder, out, seed=seed)
     except WeightsError as exc:
@@ -44,4 +53,6 @@ def fid_stats(folder, out, resize, crop_size, crops_per_image, seed, device, bat
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    click.echo(f"saved statistics of {stats.meta.get('n')} images ({stats.meta.get('fid-inception')}) to {out}")
+    click.echo(
+        f"saved statistics of {stats.meta.get('n')} images ({stats.meta.get('fid-inception')}) to {out}"
+    )

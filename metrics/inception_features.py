@@ -18,10 +18,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-
-from texbench.metrics.feature_cache import FeatureCache, default_cache, image_key
 from texbench.metrics import feature_extractor_inceptionv3 as _fe
-from texbench.metrics.feature_extractor_inceptionv3 import BLOCK_DIMS, ResizeMode, load_fid_inception, resize_input
+from texbench.metrics.feature_cache import FeatureCache, default_cache, image_key
+from texbench.metrics.feature_extractor_inceptionv3 import (
+    BLOCK_DIMS,
+    ResizeMode,
+    load_fid_inception,
+    resize_input,
+)
 
 __all__ = ["EXTRACTOR_VERSION", "check_images", "extract_features", "random_crops"]
 
@@ -34,7 +38,9 @@ def check_images(images: Sequence[torch.Tensor], name: str) -> list[torch.Tensor
     """Validate a sequence of float ``(3, H, W)`` images (or an ``(N, 3, H, W)`` batch); return a list."""
     if isinstance(images, torch.Tensor):
         if images.ndim != 4:
-            raise ValueError(f"{name} must be (N, 3, H, W) or a sequence of (3, H, W), got {tuple(images.shape)}")
+            raise ValueError(
+                f"{name} must be (N, 3, H, W) or a sequence of (3, H, W), got {tuple(images.shape)}"
+            )
         images = list(images)
     out = []
     for i, img in enumerate(images):
@@ -90,7 +96,7 @@ def extract_features(
     prefix = f"{_net_id(prov)}/{resize}"
     found: dict[tuple[int, str], np.ndarray] = {}
     todo: dict[str, torch.Tensor] = {}
-    for img, key in zip(imgs, keys):
+    for img, key in zip(imgs, keys, strict=True):
         for d in dims:
             if (d, key) in found or key in todo:
                 continue
@@ -109,13 +115,11 @@ def extract_features(
         for group in groups.values():
             for start in range(0, len(group), batch_size):
                 chunk = group[start : start + batch_size]
-                batch = torch.cat(
-                    [resize_input(todo[k][None].to(dev, torch.float32), resize) for k in chunk]
-                )
+                batch = torch.cat([resize_input(todo[k][None].to(dev, torch.float32), resize) for k in chunk])
                 out = net(batch, dims, resize="none")
                 for d, feats in out.items():
                     feats = feats.cpu().numpy()
-                    for k, f in zip(chunk, feats):
+                    for k, f in zip(chunk, feats, strict=True):
                         found[(d, k)] = f
                         cache.put(f"{prefix}/{d}/{k}", f, persistent=persistent)
     return {d: [found[(d, k)] for k in keys] for d in dims}, prov

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from texbench.metrics.fid import FIDParams, _InceptionSetMetric
 
 __all__ = ["KID", "KIDParams", "kernel_inception_distance", "mmd2_unbiased", "polynomial_kernel"]
@@ -83,7 +82,9 @@ def kernel_inception_distance(
     fx = np.asarray(features_x, dtype=np.float64)
     fy = np.asarray(features_y, dtype=np.float64)
     if fx.ndim != 2 or fy.ndim != 2 or fx.shape[1] != fy.shape[1]:
-        raise ValueError(f"features_x and features_y must be (n, d) with the same d, got {fx.shape} and {fy.shape}")
+        raise ValueError(
+            f"features_x and features_y must be (n, d) with the same d, got {fx.shape} and {fy.shape}"
+        )
     if subsets < 1:
         raise ValueError(f"subsets must be >= 1, got {subsets}")
     m = min(subset_size, fx.shape[0], fy.shape[0])
@@ -95,7 +96,9 @@ def kernel_inception_distance(
         x = fx[rng.choice(fx.shape[0], m, replace=False)]
         y = fy[rng.choice(fy.shape[0], m, replace=False)]
         kw = dict(degree=degree, gamma=gamma, coef0=coef0)
-        values[s] = mmd2_unbiased(polynomial_kernel(x, x, **kw), polynomial_kernel(y, y, **kw), polynomial_kernel(x, y, **kw))
+        values[s] = mmd2_unbiased(
+            polynomial_kernel(x, x, **kw), polynomial_kernel(y, y, **kw), polynomial_kernel(x, y, **kw)
+        )
     return {"value": float(values.mean()), "std": float(values.std()), "subset_size": float(m)}
 
 
@@ -155,6 +158,14 @@ class KID(_InceptionSetMetric):
         """KID between two folders of images (KID needs features, so saved FID statistics do not work)."""
         for p in (Path(a), Path(b)):
             if not p.is_dir():
-                raise ValueError(f"{p}: KID needs a folder of images (a .npz of FID statistics has no features)")
+                raise ValueError(
+                    f"{p}: KID needs a folder of images (a .npz of FID statistics has no features)"
+                )
         fx, fy = self.folder_features(a, seed=seed), self.folder_features(b, seed=seed)
-        return {**self._kid(fx, fy, seed), "n_a": len(fx), "n_b": len(fy), **self.provenance(), **self._protocol()}
+        return {
+            **self._kid(fx, fy, seed),
+            "n_a": len(fx),
+            "n_b": len(fy),
+            **self.provenance(),
+            **self._protocol(),
+        }

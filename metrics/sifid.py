@@ -30,7 +30,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-
 from texbench.base import Metric
 from texbench.metrics.fid import feature_statistics, frechet_distance
 
@@ -127,7 +126,11 @@ class SiFID(Metric):
         """SiFID of pairs of ``(3, H, W)`` images of any (differing) sizes, ``(N,)`` float64."""
         if len(xs) != len(ys):
             raise ValueError(f"xs and ys must have the same length, got {len(xs)} and {len(ys)}")
-        return torch.cat([self(x[None], y[None]) for x, y in zip(xs, ys)]) if xs else torch.zeros(0, dtype=torch.float64)
+        return (
+            torch.cat([self(x[None], y[None]) for x, y in zip(xs, ys, strict=True)])
+            if xs
+            else torch.zeros(0, dtype=torch.float64)
+        )
 
     def provenance(self) -> dict[str, str]:
         from texbench.metrics.feature_extractor_inceptionv3 import FID_INCEPTION, load_fid_inception

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from texbench.metrics.fid import (
     FID,
     FIDParams,
@@ -144,7 +143,6 @@ def test_fid_metric_sets_crops_and_provenance(random_weights):
 
 def test_fid_paths_folder_npz_and_cli(random_weights, tmp_path):
     from click.testing import CliRunner
-
     from texbench.imageio import save_png
     from texbench.metrics.fid_cli import fid_stats
 
@@ -168,7 +166,6 @@ def test_fid_paths_folder_npz_and_cli(random_weights, tmp_path):
 
 def test_missing_weights_give_the_clear_message_and_exit_code_2(texbench_home, tmp_path, monkeypatch):
     from click.testing import CliRunner
-
     from texbench.imageio import save_png
     from texbench.metrics.fid_cli import fid_stats
 
@@ -191,7 +188,7 @@ def test_feature_cache_serves_repeated_images_without_the_network(random_weights
     again, prov = extract_features(imgs[::-1], dims=(2048, 64))
     assert prov == "random-init:seed=0"
     for d in (64, 2048):
-        for f, g in zip(first[d], again[d][::-1]):
+        for f, g in zip(first[d], again[d][::-1], strict=True):
             np.testing.assert_array_equal(f, g)
 
 

@@ -16,7 +16,7 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-
+from conftest import require_weights
 from texbench.metrics.feature_extractor_inceptionv3 import (
     FID_INCEPTION,
     FIDInceptionV3,
@@ -25,7 +25,6 @@ from texbench.metrics.feature_extractor_inceptionv3 import (
     random_state_dict,
     state_dict_from_torchscript,
 )
-from conftest import require_weights
 
 CROP = 80
 
@@ -34,7 +33,9 @@ def _pytorch_fid_model(state_dict, blocks, resize_input=True):
     import pytorch_fid.inception as pfi
 
     # pytorch-fid downloads its weights in fid_inception_v3(); hand it ours instead
-    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: pytorch_fid_state_dict(state_dict)):
+    with mock.patch.object(
+        pfi, "load_state_dict_from_url", lambda *a, **k: pytorch_fid_state_dict(state_dict)
+    ):
         return pfi.InceptionV3(list(blocks), resize_input=resize_input).eval()
 
 
@@ -52,7 +53,6 @@ def real_state_dict():
 @pytest.fixture(scope="module")
 def real_crops():
     from conftest import shared_data_dir
-
     from texbench.imageio import load_image
 
     root = shared_data_dir()
@@ -73,7 +73,7 @@ def _check_per_image(state_dict, images):
     ours = _ours(state_dict)(images, dims=(64, 192, 2048))
     with torch.no_grad():
         ref = _pytorch_fid_model(state_dict, (0, 1, 3))(images)
-    for (dim, mine), theirs in zip(ours.items(), ref):
+    for (dim, mine), theirs in zip(ours.items(), ref, strict=True):
         theirs = theirs.flatten(1) if dim == 2048 else theirs
         assert mine.shape == theirs.shape
         err = (mine - theirs).abs().max().item()
@@ -152,7 +152,9 @@ def test_resize_modes_do_what_they_say():
     expected = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
     torch.testing.assert_close(bilinear, 2 * expected - 1, rtol=0, atol=0)
     chan = Image.fromarray(x[0, 1].numpy() * 255, mode="F").resize((299, 299), Image.BICUBIC)
-    torch.testing.assert_close(clean[0, 1], torch.from_numpy(np.asarray(chan) / 255) * 2 - 1, rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        clean[0, 1], torch.from_numpy(np.asarray(chan) / 255) * 2 - 1, rtol=0, atol=1e-6
+    )
     assert (bilinear - clean).abs().max() > 1e-3  # the two modes really differ
     torch.testing.assert_close(preprocess(x, "none"), 2 * x - 1)
 
@@ -162,7 +164,11 @@ def test_forward_stops_at_the_deepest_requested_block(monkeypatch):
     called = []
     for name in ("_mixed_a", "_mixed_e"):
         orig = getattr(FIDInceptionV3, name)
-        monkeypatch.setattr(FIDInceptionV3, name, lambda self, *a, _o=orig, _n=name, **k: called.append(_n) or _o(self, *a, **k))
+        monkeypatch.setattr(
+            FIDInceptionV3,
+            name,
+            lambda self, *a, _o=orig, _n=name, **k: called.append(_n) or _o(self, *a, **k),
+        )
     out = net(torch.rand(1, 3, 64, 64), dims=(64, 192), resize="none")
     assert set(out) == {64, 192} and called == []
     with pytest.raises(ValueError, match="dims"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from texbench.metrics.sifid import SiFID, SiFIDParams, sifid
 
 
@@ -35,7 +34,6 @@ def test_matches_pytorch_fid_blocks_and_formula(random_weights, dims):
 
     import pytorch_fid.inception as pfi
     from pytorch_fid.fid_score import calculate_frechet_distance
-
     from texbench.metrics.feature_extractor_inceptionv3 import pytorch_fid_state_dict, random_state_dict
 
     x, y = _pair(1, (160, 160)), _pair(2, (176, 160))
@@ -48,7 +46,9 @@ def test_matches_pytorch_fid_blocks_and_formula(random_weights, dims):
         with torch.no_grad():
             fx, fy = (model(t[i : i + 1])[0][0].flatten(1).T.double().numpy() for t in (x, y))
         ref.append(
-            calculate_frechet_distance(fx.mean(0), np.cov(fx, rowvar=False), fy.mean(0), np.cov(fy, rowvar=False))
+            calculate_frechet_distance(
+                fx.mean(0), np.cov(fx, rowvar=False), fy.mean(0), np.cov(fy, rowvar=False)
+            )
         )
     np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-5)
     assert min(ref) > 0

@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
 
     import pytorch_fid.inception as pfi
-
     from texbench.metrics.feature_cache import FeatureCache
     from texbench.metrics.feature_extractor_inceptionv3 import (
         FID_INCEPTION,
@@ -92,7 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"FID features, {args.n} images {args.size}x{args.size}, batch {args.batch_size}:")
     print(f"  pytorch-fid 0.3.0: {args.n / t_ref:8.2f} images/s")
     print(f"  texbench:          {args.n / t_ours:8.2f} images/s")
-    print(f"  ratio texbench / pytorch-fid: {t_ref / t_ours:.2f}x (target >= 1.5x); max |pool3 diff| {diff:.2e}")
+    print(
+        f"  ratio texbench / pytorch-fid: {t_ref / t_ours:.2f}x (target >= 1.5x); max |pool3 diff| {diff:.2e}"
+    )
 
     xs, ys = _images(args.pairs, 128, 1).to(device), _images(args.pairs, 128, 2).to(device)
 
