@@ -230,14 +230,21 @@ class TextureTask(Task):
     description = "texture synthesis from one exemplar"
     roles = ("exemplar",)
     Params = TextureParams
-    primary_metric = "stats-distance"
+    primary_metric = "sifid"
     default_metrics = (
+        MetricUse("sifid", "exemplar"),
+        MetricUse("gram-distance", "exemplar"),
         MetricUse("stats-distance", "exemplar"),
         # patch methods copy verbatim: report how much, beside the statistics
         MetricUse("copy-fraction", "exemplar"),
         MetricUse("copy-region", "exemplar"),
         MetricUse("lpips", "seeds", "lpips-diversity"),
-        MetricUse("gram-distance", "exemplar"),
+    )
+    #: FID/KID between random crops of the outputs and random crops of the exemplars: 8 crops of
+    #: 64x64 per image, positions seeded by the run seed and each image's hash (texbench.metrics.fid)
+    set_metrics = (
+        MetricUse("fid", "exemplar", params={"crop_size": 64, "crops_per_image": 8}),
+        MetricUse("kid", "exemplar", params={"crop_size": 64, "crops_per_image": 8}),
     )
 
     def build(self, images, *, item, params):
@@ -249,14 +256,17 @@ class StyleTask(Task):
     name = "style"
     description = "style transfer: a content image rendered in the style of another"
     roles = ("content", "style")
-    primary_metric = "stats-distance"
+    primary_metric = "sifid"
     default_metrics = (
-        MetricUse("stats-distance", "style"),
-        MetricUse("ssim", "content", "ssim-content"),
-        MetricUse("lpips", "content", "lpips-content", {"net": "alex"}),
+        MetricUse("sifid", "style", "sifid-style"),
         MetricUse("gram-distance", "style"),
+        MetricUse("stats-distance", "style"),
+        MetricUse("lpips", "content", "lpips-content", {"net": "alex"}),
         MetricUse("vgg-content-distance", "content"),
+        MetricUse("ssim", "content", "ssim-content"),
     )
+    #: whole outputs vs whole style images (as ArtFID's FID term)
+    set_metrics = (MetricUse("fid", "style", "fid-style"), MetricUse("kid", "style", "kid-style"))
 
     def build(self, images, *, item, params):
         c, s = images["content"], images["style"]
@@ -271,6 +281,7 @@ class DenoiseTask(Task):
     Params = DenoiseParams
     primary_metric = "psnr"
     default_metrics = (MetricUse("psnr", "clean"), MetricUse("ssim", "clean"), MetricUse("lpips", "clean"))
+    set_metrics = (MetricUse("fid", "clean"), MetricUse("kid", "clean"))
 
     def build(self, images, *, item, params):
         from texbench.imageio import image_hash
@@ -294,6 +305,7 @@ class SR4Task(Task):
         MetricUse("ssim", "clean"),
         MetricUse("lpips", "clean"),
     )
+    set_metrics = (MetricUse("fid", "clean"), MetricUse("kid", "clean"))
     min_size = 16
 
     def build(self, images, *, item, params):

@@ -1,0 +1,155 @@
+"""Inception features for FID, KID and SiFID: batched extraction through the shared feature cache,
+and the random-crop protocol of the texture task.
+
+One call extracts every requested block of the FID Inception network in one pass for the images
+whose features are not cached yet (:func:`extract_features`), so FID and KID on the same images share
+one pass, and a benchmark run never extracts the same image twice: cache keys are the image identity
+(:func:`texbench.metrics.feature_cache.image_key`), the weights provenance, the extractor version, the
+preprocessing (``resize``) and the block.
+
+Results do not depend on the batch size or on which other images share a batch: every image is
+resized on its own, and the network has no cross-sample operation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from texbench.metrics import feature_extractor_inceptionv3 as _fe
+from texbench.metrics.feature_cache import FeatureCache, default_cache, image_key
+from texbench.metrics.feature_extractor_inceptionv3 import (
+    BLOCK_DIMS,
+    ResizeMode,
+    load_fid_inception,
+    resize_input,
+)
+
+__all__ = ["EXTRACTOR_VERSION", "check_images", "extract_features", "random_crops"]
+
+#: bumped whenever extracted values change for the same weights and inputs (invalidates disk caches)
+EXTRACTOR_VERSION = "1"
+DEFAULT_BATCH_SIZE = 32
+
+
+def check_images(images: Sequence[torch.Tensor], name: str) -> list[torch.Tensor]:
+    """Validate a sequence of float ``(3, H, W)`` images (or an ``(N, 3, H, W)`` batch); return a list."""
+    if isinstance(images, torch.Tensor):
+        if images.ndim != 4:
+            raise ValueError(
+                f"{name} must be (N, 3, H, W) or a sequence of (3, H, W), got {tuple(images.shape)}"
+            )
+        images = list(images)
+    out = []
+    for i, img in enumerate(images):
+        if not isinstance(img, torch.Tensor):
+            raise TypeError(f"{name}[{i}] must be a torch.Tensor, got {type(img).__name__}")
+        if img.ndim != 3 or img.shape[0] != 3:
+            raise ValueError(f"{name}[{i}] must have shape (3, H, W), got {tuple(img.shape)}")
+        if not img.is_floating_point():
+            raise TypeError(f"{name}[{i}] must be float in [0, 1], got {img.dtype}")
+        out.append(img)
+    return out
+
+
+def _net_id(provenance: str) -> str:
+    return f"{provenance}/v{EXTRACTOR_VERSION}"
+
+
+def extract_features(
+    images: Sequence[torch.Tensor],
+    *,
+    dims: Sequence[int] = (2048,),
+    resize: ResizeMode = "pytorch-fid",
+    device: torch.device | str = "cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    cache: FeatureCache | None = None,
+    weights_path=None,
+) -> tuple[dict[int, list[np.ndarray]], str]:
+    """FID-Inception features of each image at each requested block, through the feature cache.
+
+    Args:
+        images: float ``(3, H, W)`` RGB images in [0, 1], any sizes.
+        dims: blocks (64, 192, 768, 2048), all computed in one pass.
+        resize: preprocessing, ``"pytorch-fid"``, ``"clean"`` or ``"none"`` (native size, as SiFID).
+        device: where the network runs.
+        batch_size: images per forward pass (results do not depend on it).
+        cache: a :class:`FeatureCache`; default the process-wide one (memory + ``$TEXBENCH_HOME/features``).
+        weights_path: explicit copy of the weights file.
+
+    Returns:
+        ``({dim: [features per image]}, provenance)``: float32 arrays ``(2048,)`` for pool3 and
+        ``(C, h, w)`` for the spatial blocks; the provenance of the weights.
+    """
+    imgs = check_images(images, "images")
+    dims = sorted({int(d) for d in dims})
+    if not dims or any(d not in BLOCK_DIMS for d in dims):
+        raise ValueError(f"dims must be a non-empty subset of {BLOCK_DIMS}, got {dims}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    cache = default_cache() if cache is None else cache
+    net, prov = load_fid_inception(device, path=weights_path)
+    persistent = not prov.startswith("random-init")
+    keys = [image_key(img) for img in imgs]
+    prefix = f"{_net_id(prov)}/{resize}"
+    found: dict[tuple[int, str], np.ndarray] = {}
+    todo: dict[str, torch.Tensor] = {}
+    for img, key in zip(imgs, keys, strict=True):
+        for d in dims:
+            if (d, key) in found or key in todo:
+                continue
+            arr = cache.get(f"{prefix}/{d}/{key}", persistent=persistent)
+            if arr is None:
+                todo[key] = img
+            else:
+                found[(d, key)] = arr
+    if todo:
+        # group by size (only matters for resize="none"; resized inputs all become 299x299 and share batches)
+        groups: dict[tuple[int, int], list[str]] = {}
+        for key, img in todo.items():
+            size = (_fe.INPUT_SIZE,) * 2 if resize != "none" else tuple(img.shape[-2:])
+            groups.setdefault(size, []).append(key)
+        dev = torch.device(device)
+        for group in groups.values():
+            for start in range(0, len(group), batch_size):
+                chunk = group[start : start + batch_size]
+                batch = torch.cat([resize_input(todo[k][None].to(dev, torch.float32), resize) for k in chunk])
+                out = net(batch, dims, resize="none")
+                for d, feats in out.items():
+                    feats = feats.cpu().numpy()
+                    for k, f in zip(chunk, feats, strict=True):
+                        found[(d, k)] = f
+                        cache.put(f"{prefix}/{d}/{k}", f, persistent=persistent)
+    return {d: [found[(d, k)] for k in keys] for d in dims}, prov
+
+
+def random_crops(
+    images: Sequence[torch.Tensor], size: int, per_image: int, *, seed: int
+) -> list[torch.Tensor]:
+    """``per_image`` random ``size × size`` crops of each image (the texture FID/KID protocol).
+
+    Crop positions are uniform over the valid offsets and drawn from a generator seeded by
+    ``(seed, image identity, crop index)``, so an image gets the same crops whatever set it is in and
+    in whatever order (exemplar crops, and their cached features, are shared by every method).
+
+    Raises:
+        ValueError: an image is smaller than ``size`` (the message names it).
+    """
+    if size < 1 or per_image < 1:
+        raise ValueError(f"crop size and crops per image must be >= 1, got {size} and {per_image}")
+    out = []
+    for i, img in enumerate(images):
+        h, w = img.shape[-2:]
+        if h < size or w < size:
+            raise ValueError(f"image {i} is {w}x{h}, smaller than the crop size {size}")
+        ident = image_key(img)
+        for k in range(per_image):
+            digest = hashlib.sha256(f"crop:{seed}:{ident}:{k}".encode()).digest()
+            rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+            top = int(rng.integers(0, h - size + 1))
+            left = int(rng.integers(0, w - size + 1))
+            out.append(img[:, top : top + size, left : left + size])
+    return out
