@@ -155,7 +155,9 @@ class Store:
     def write_group_score(self, row: Mapping[str, Any]) -> None:
         with self.conn:
             self.conn.execute(
-                "INSERT OR REPLACE INTO group_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO group_scores (group_key, column, task, dataset, label, item, seed, metric, "
+                "ref, params, members, value, extra, provenance, error, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (row["group_key"], row["column"], row["task"], row["dataset"], row["label"], row.get("item"),
                  row.get("seed"), row["metric"], row["ref"], json.dumps(row.get("params", {}), sort_keys=True),
                  json.dumps(row["members"]), row.get("value"), json.dumps(row.get("extra", {}), default=str),
