@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m texbench.perf restoration", description=__doc__.split("\n")[0])
     ap.add_argument("--data", help="folder of clean images (default: built-in astronaut, chelsea, coffee)")
     ap.add_argument("--limit", type=int, default=None, help="use the first N images of --data")
+    ap.add_argument("--images", default=None, help="comma-separated image names (file stems) to keep")
     ap.add_argument("--size", type=int, default=None, help="centre-crop and resize images to SIZE (built-in: 256)")
     ap.add_argument("--tasks", default="denoise,sr4", help="comma-separated: denoise, sr4")
     ap.add_argument("--sigma", type=float, default=25.0, help="denoise noise level on 0-255")
@@ -184,6 +185,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.data
         else _builtin_images(args.size or 256)
     )
+    if args.images:
+        keep = {n.strip() for n in args.images.split(",")}
+        images = [(n, im) for n, im in images if n in keep]
+        if not images:
+            raise SystemExit(f"--images: none of {sorted(keep)} found")
     scores = _Scores()
     notes = scores.notes
     task_names = [t.strip() for t in args.tasks.split(",") if t.strip()]
