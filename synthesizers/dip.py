@@ -51,7 +51,6 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from texbench import tasks as _tasks
 from texbench.base import Synthesizer
 
@@ -98,13 +97,21 @@ class _Level(nn.Module):
     """One scale of the encoder-decoder: skip branch, down branch (with the deeper levels inside), merge."""
 
     def __init__(
-        self, c_in: int, c_down: int, c_up: int, c_skip: int, inner: nn.Module | None, c_inner: int, p: DIPParams
+        self,
+        c_in: int,
+        c_down: int,
+        c_up: int,
+        c_skip: int,
+        inner: nn.Module | None,
+        c_inner: int,
+        p: DIPParams,
     ) -> None:
         super().__init__()
         kw = {"pad": p.pad, "norm": p.norm, "slope": p.leaky_slope}
         self.skip = _conv_block(c_in, c_skip, 1, **kw) if c_skip > 0 else None
         self.down = nn.Sequential(
-            _conv_block(c_in, c_down, p.kernel_down, stride=2, **kw), _conv_block(c_down, c_down, p.kernel_down, **kw)
+            _conv_block(c_in, c_down, p.kernel_down, stride=2, **kw),
+            _conv_block(c_down, c_down, p.kernel_down, **kw),
         )
         self.inner = inner
         c_deep = c_inner if inner is not None else c_down
@@ -212,7 +219,9 @@ class DIPParams:
         """The per-task settings with ``None`` replaced by the paper's value for ``task``."""
         if task not in TASK_DEFAULTS:
             raise ValueError(f"task must be one of {sorted(TASK_DEFAULTS)}, got {task!r}")
-        return {k: (d if getattr(self, k) is None else getattr(self, k)) for k, d in TASK_DEFAULTS[task].items()}
+        return {
+            k: (d if getattr(self, k) is None else getattr(self, k)) for k, d in TASK_DEFAULTS[task].items()
+        }
 
 
 # ---------------------------------------------------------------------------------------- the degradation
@@ -254,7 +263,9 @@ class DIP(Synthesizer):
     """
 
     name: ClassVar[str] = "dip"
-    description: ClassVar[str] = "Deep Image Prior: fit a random conv net to the degraded image (Ulyanov 2018)"
+    description: ClassVar[str] = (
+        "Deep Image Prior: fit a random conv net to the degraded image (Ulyanov 2018)"
+    )
     tasks: ClassVar[tuple[str, ...]] = ("denoise", "sr4", "inpaint")
     version: ClassVar[str] = "1"
     references: ClassVar[str] = REFERENCES
@@ -280,7 +291,12 @@ class DIP(Synthesizer):
             return SkipNet(self.params)
 
     def run(
-        self, task_input: Any, *, seed: int, device: torch.device | str = "cpu", reference: torch.Tensor | None = None
+        self,
+        task_input: Any,
+        *,
+        seed: int,
+        device: torch.device | str = "cpu",
+        reference: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Fit the network to ``task_input.image`` and return the restored image.
 

@@ -16,7 +16,6 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-
 from texbench.base import Synthesizer
 
 __all__ = ["BM3D", "BM3DParams", "Lanczos", "LanczosParams", "lanczos_matrix", "lanczos_resize"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from texbench import tasks
 from texbench.synthesizers.dip import DIP, DIPParams, SkipNet, forward_operator
 from texbench.synthesizers.restoration import BM3D, Lanczos, lanczos_matrix, lanczos_resize
@@ -123,7 +122,12 @@ def test_skip_channels_zero_removes_skip_connections():
 
 def test_task_defaults_follow_the_paper():
     p = DIPParams()
-    assert p.resolved("denoise") == {"iterations": 1800, "reg_noise_std": 1 / 30, "ema": 0.99, "backtrack_db": 5.0}
+    assert p.resolved("denoise") == {
+        "iterations": 1800,
+        "reg_noise_std": 1 / 30,
+        "ema": 0.99,
+        "backtrack_db": 5.0,
+    }
     assert p.resolved("sr4")["iterations"] == 2000 and p.resolved("sr4")["reg_noise_std"] == 0.03
     assert p.resolved("sr4")["ema"] == 0.0
     assert DIPParams(iterations=7).resolved("sr4")["iterations"] == 7
@@ -139,7 +143,9 @@ def test_bad_inputs_raise_clear_errors():
         DIP.from_config("tiny").run(style, seed=0, device="cpu")
     ex = _example("denoise", torch.rand(3, 16, 16))
     with pytest.raises(ValueError, match="reference"):
-        DIP.from_config("tiny", {"iterations": 1}).run(ex.input, seed=0, device="cpu", reference=torch.rand(3, 8, 8))
+        DIP.from_config("tiny", {"iterations": 1}).run(
+            ex.input, seed=0, device="cpu", reference=torch.rand(3, 8, 8)
+        )
 
 
 # ----------------------------------------------------------------------------------------------- inpaint
@@ -177,7 +183,10 @@ def test_lanczos_matches_pillow():
     x = torch.rand(3, 16, 12, generator=torch.Generator().manual_seed(0))
     unclipped = lanczos_matrix(16, 64) @ x.double() @ lanczos_matrix(12, 48).T
     ref = np.stack(
-        [np.asarray(Image.fromarray(x[c].numpy(), mode="F").resize((48, 64), Image.LANCZOS)) for c in range(3)]
+        [
+            np.asarray(Image.fromarray(x[c].numpy(), mode="F").resize((48, 64), Image.LANCZOS))
+            for c in range(3)
+        ]
     )
     np.testing.assert_allclose(unclipped.numpy(), ref, atol=1e-6)
 

@@ -22,10 +22,8 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 
 import torch
-
 from texbench import registry, tasks
 
 BUILTIN = ("astronaut", "chelsea", "coffee")
@@ -164,26 +162,32 @@ def _method(name: str, preset: str | None, overrides: dict, notes: list[str]):
 
 # ------------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m texbench.perf restoration", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m texbench.perf restoration", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--data", help="folder of clean images (default: built-in astronaut, chelsea, coffee)")
     ap.add_argument("--limit", type=int, default=None, help="use the first N images of --data")
     ap.add_argument("--images", default=None, help="comma-separated image names (file stems) to keep")
-    ap.add_argument("--size", type=int, default=None, help="centre-crop and resize images to SIZE (built-in: 256)")
+    ap.add_argument(
+        "--size", type=int, default=None, help="centre-crop and resize images to SIZE (built-in: 256)"
+    )
     ap.add_argument("--tasks", default="denoise,sr4", help="comma-separated: denoise, sr4")
     ap.add_argument("--sigma", type=float, default=25.0, help="denoise noise level on 0-255")
-    ap.add_argument("--iterations", type=int, default=None, help="cap DIP's iterations (default: paper budget)")
+    ap.add_argument(
+        "--iterations", type=int, default=None, help="cap DIP's iterations (default: paper budget)"
+    )
     ap.add_argument("--dip-preset", default=None, help="DIP preset (default: paper)")
     ap.add_argument("--skip-dip", action="store_true", help="only the classic baselines")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a loaded 2-core box)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch threads (1 is fastest on a loaded 2-core box)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     images = (
-        _folder_images(args.data, args.limit, args.size)
-        if args.data
-        else _builtin_images(args.size or 256)
+        _folder_images(args.data, args.limit, args.size) if args.data else _builtin_images(args.size or 256)
     )
     if args.images:
         keep = {n.strip() for n in args.images.split(",")}
@@ -205,7 +209,9 @@ def main(argv: list[str] | None = None) -> None:
             if method_name == "dip" and args.skip_dip:
                 continue
             overrides = {"iterations": args.iterations} if (method_name == "dip" and args.iterations) else {}
-            method, label = _method(method_name, args.dip_preset if method_name == "dip" else None, overrides, notes)
+            method, label = _method(
+                method_name, args.dip_preset if method_name == "dip" else None, overrides, notes
+            )
             if method is None:
                 rows.append((task_name, "(all)", label, None, None, None, None, None))
                 continue
@@ -232,13 +238,19 @@ def main(argv: list[str] | None = None) -> None:
                     dip_notes.append(msg)
                     label_here = label if not args.iterations else f"dip@{info['iterations']}"
                 else:
-                    out = method.run(inp, seed=args.seed, device="cpu") if hasattr(method, "run") else method(inp)
+                    out = (
+                        method.run(inp, seed=args.seed, device="cpu")
+                        if hasattr(method, "run")
+                        else method(inp)
+                    )
                     sec = time.perf_counter() - t0
                     label_here = label
                 s = scores(out, ref)
                 py = psnr_y_crop(out, ref) if task_name == "sr4" else None
                 rows.append((task_name, item, label_here, s["psnr"], py, s["ssim"], s["lpips"], sec))
-                print(f"  done {task_name} {item} {label_here}: {s['psnr']:.2f} dB in {sec:.1f} s", flush=True)
+                print(
+                    f"  done {task_name} {item} {label_here}: {s['psnr']:.2f} dB in {sec:.1f} s", flush=True
+                )
 
     _print_table(rows, images, scores)
     for m in dip_notes:
@@ -252,14 +264,18 @@ def _fmt(v: float | None, f: str) -> str:
     return "-" if v is None else format(v, f)
 
 
+def _mean(values: list) -> float | None:
+    return None if any(v is None for v in values) else sum(values) / len(values)
+
+
 def _print_table(rows, images, scores) -> None:
     psnr_h = "psnr" if scores.psnr is not None else "psnr*"
     ssim_h = "ssim" if scores.ssim is not None else "ssim*"
     header = ["task", "image", "method", psnr_h, "psnr-y(c4)", ssim_h, "lpips", "seconds"]
     lines = [header]
+    formats = (".2f", ".2f", ".4f", ".4f", ".1f")
     for r in rows:
-        lines.append([r[0], r[1], r[2], _fmt(r[3], ".2f"), _fmt(r[4], ".2f"), _fmt(r[5], ".4f"),
-                      _fmt(r[6], ".4f"), _fmt(r[7], ".1f")])
+        lines.append([r[0], r[1], r[2], *(_fmt(v, f) for v, f in zip(r[3:], formats, strict=True))])
     # means per task and method, over images
     groups: dict[tuple[str, str], list] = {}
     for r in rows:
@@ -267,13 +283,12 @@ def _print_table(rows, images, scores) -> None:
             groups.setdefault((r[0], r[2]), []).append(r)
     if len(images) > 1:
         for (t, m), rs in groups.items():
-            mean = lambda i: (sum(x[i] for x in rs) / len(rs)) if all(x[i] is not None for x in rs) else None  # noqa: E731
-            lines.append([t, "MEAN", m, _fmt(mean(3), ".2f"), _fmt(mean(4), ".2f"), _fmt(mean(5), ".4f"),
-                          _fmt(mean(6), ".4f"), _fmt(mean(7), ".1f")])
+            means = [_mean([x[i] for x in rs]) for i in range(3, 8)]
+            lines.append([t, "MEAN", m, *(_fmt(v, f) for v, f in zip(means, formats, strict=True))])
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     print()
     for j, line in enumerate(lines):
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(line, widths)) + " |")
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) + " |")
         if j == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     print()
