@@ -271,9 +271,9 @@ class DIP(Synthesizer):
     references: ClassVar[str] = REFERENCES
     Params: ClassVar[type] = DIPParams
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        # for tests on 64x64 images: a small net, a few hundred steps (~25 ms a step on one CPU thread)
+        # for tests on 64x64 images: a small net, 300 steps (~25 ms a step on one idle CPU thread)
         "tiny": {
-            "iterations": 400,
+            "iterations": 300,
             "input_depth": 8,
             "depth": 3,
             "channels_down": 16,
