@@ -8,6 +8,11 @@ Degradations are written down here as code, and their parameters are stored with
   clipped to [0, 1] by default (``clip = true``, as in Deep Image Prior's and most colour-denoising
   code; ``clip = false`` keeps the unclipped Gaussian model). The noisy image stays float32, not
   quantised, so the degradation is exactly the one a method may model.
+* ``inpaint``: a binary mask (1 = known) drawn from a generator seeded by the clean image's hash: either
+  ``random`` pixels (each pixel missing independently with probability ``missing``, as in Deep Image
+  Prior's 50%-missing-pixels experiment) or one axis-aligned ``region`` (a rectangle covering the fraction
+  ``missing`` of the image, with the aspect ratio of the image, at a seeded random position). The method
+  receives the masked image (missing pixels set to 0) and the mask.
 * ``sr4``: the high-resolution image is first cropped at the bottom and right to a multiple of 4 in both
   dimensions ("modcrop", as SR papers do), then down-sampled by 4 with antialiased bicubic interpolation
   (Keys kernel a = -0.5 widened by the scale factor, the MATLAB ``imresize`` convention; torch's
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,7 +41,9 @@ __all__ = [
     "SR4Params",
     "Task",
     "TaskInput",
+    "InpaintParams",
     "add_gaussian_noise",
+    "inpainting_mask",
     "center_crop_resize",
     "downsample",
     "get_task",
@@ -56,6 +64,8 @@ class TaskInput:
         content: content image (``style``), ``(3, H, W)``; the output has its size.
         style: style image (``style``), ``(3, h, w)``, any size.
         degradation: the degradation's parameters (restoration tasks), e.g. ``{"sigma": 25.0}``.
+        mask: ``inpaint`` only: float ``(1, H, W)``, 1 where a pixel is known and 0 where it is missing
+            (missing pixels of ``image`` are 0).
     """
 
     task: str
@@ -65,6 +75,7 @@ class TaskInput:
     content: torch.Tensor | None = None
     style: torch.Tensor | None = None
     degradation: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    mask: torch.Tensor | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +213,49 @@ class SR4Params:
             raise ValueError("the sr4 task is defined for scale 4 only")
 
 
+@dataclasses.dataclass(frozen=True)
+class InpaintParams:
+    """Inpainting: ``mask`` kind (``random`` pixels or one ``region``) and the ``missing`` fraction of pixels."""
+
+    mask: typing.Literal["random", "region"] = "random"
+    missing: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.mask not in ("random", "region"):
+            raise ValueError(f"mask must be 'random' or 'region', got {self.mask!r}")
+        if not 0.0 < self.missing < 1.0:
+            raise ValueError(f"missing must be in (0, 1), got {self.missing}")
+
+
+def inpainting_mask(
+    size: tuple[int, int], *, kind: str, missing: float, generator: torch.Generator
+) -> torch.Tensor:
+    """The ``inpaint`` mask: float ``(1, H, W)``, 1 where the pixel is known, 0 where it is missing.
+
+    Args:
+        size: ``(H, W)``.
+        kind: ``"random"`` (pixels missing independently with probability ``missing``) or ``"region"``
+            (one rectangle of area fraction ``missing`` and the image's aspect ratio, at a random place).
+        missing: fraction of missing pixels, in (0, 1).
+        generator: a CPU ``torch.Generator``.
+
+    >>> m = inpainting_mask((40, 60), kind="region", missing=0.25, generator=torch.Generator().manual_seed(0))
+    >>> int((m == 0).sum())
+    600
+    """
+    h, w = size
+    if kind == "random":
+        return (torch.rand((1, h, w), generator=generator) >= missing).float()
+    if kind == "region":
+        rh, rw = max(1, round(h * missing**0.5)), max(1, round(w * missing**0.5))
+        top = int(torch.randint(0, h - rh + 1, (1,), generator=generator))
+        left = int(torch.randint(0, w - rw + 1, (1,), generator=generator))
+        mask = torch.ones((1, h, w))
+        mask[:, top : top + rh, left : left + rw] = 0.0
+        return mask
+    raise ValueError(f"kind must be 'random' or 'region', got {kind!r}")
+
+
 class Task:
     """A task: its dataset roles, parameters, how an example is built, and its metrics."""
 
@@ -315,7 +369,30 @@ class SR4Task(Task):
         return Example(TaskInput("sr4", item, tuple(hr.shape[-2:]), image=lr, degradation=deg), {"clean": hr})
 
 
-TASKS: dict[str, Task] = {t.name: t for t in (TextureTask(), StyleTask(), DenoiseTask(), SR4Task())}
+class InpaintTask(Task):
+    name = "inpaint"
+    description = "inpainting of missing pixels (random pixel mask or one region), mask given to the method"
+    roles = ("clean",)
+    Params = InpaintParams
+    primary_metric = "psnr"
+    default_metrics = (MetricUse("psnr", "clean"), MetricUse("ssim", "clean"), MetricUse("lpips", "clean"))
+    set_metrics = (MetricUse("fid", "clean"), MetricUse("kid", "clean"))
+
+    def build(self, images, *, item, params):
+        from texbench.imageio import image_hash
+
+        clean = images["clean"]
+        gen = torch.Generator().manual_seed(_seed_from("inpaint", image_hash(clean), params.mask, params.missing))
+        mask = inpainting_mask(tuple(clean.shape[-2:]), kind=params.mask, missing=params.missing, generator=gen)
+        mask = mask.to(clean.device)
+        deg = {"mask": params.mask, "missing": params.missing, "seed": "clean image hash"}
+        inp = TaskInput("inpaint", item, tuple(clean.shape[-2:]), image=clean * mask, degradation=deg, mask=mask)
+        return Example(inp, {"clean": clean})
+
+
+TASKS: dict[str, Task] = {
+    t.name: t for t in (TextureTask(), StyleTask(), DenoiseTask(), SR4Task(), InpaintTask())
+}
 
 
 def get_task(name: str) -> Task:
