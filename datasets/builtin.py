@@ -150,8 +150,9 @@ class BuiltinTextures(Dataset):
     license = "CC0 / generated"
 
     def items(self) -> list[DatasetItem]:
-        return [_item_skimage("brick"), _item_skimage("grass"), _item_skimage("gravel"),
-                _item_procedural("cells"), _item_procedural("marble"), _item_procedural("weave")]
+        # photographs and procedural textures alternate, so `limit = N` keeps a mix
+        return [_item_skimage("brick"), _item_procedural("cells"), _item_skimage("grass"),
+                _item_procedural("marble"), _item_skimage("gravel"), _item_procedural("weave")]
 
 
 class BuiltinContent(Dataset):
