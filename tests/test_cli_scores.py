@@ -1,0 +1,61 @@
+"""`texbench score` for the network metrics: FID/KID on folders, SiFID and LPIPS paired by file name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+from texbench.cli import main
+from texbench.suite import expand, load_suite
+
+
+def _folder(d: Path, names, seed: int, size=48) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for n in names:
+        base = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
+        Image.fromarray(base).resize((size, size), Image.Resampling.BICUBIC).save(d / f"{n}.png")
+    return d
+
+
+def _json(output: str) -> dict:
+    return json.loads(output[output.index("{"):])
+
+
+def test_score_sifid_and_lpips_pair_by_name(tmp_path, monkeypatch, texbench_home):
+    monkeypatch.setenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", "1")  # the contract, not the pretrained values
+    a = _folder(tmp_path / "a", ["p", "q", "only_a"], 0)
+    b = _folder(tmp_path / "b", ["q", "p"], 1)
+    for metric, extra in (("sifid", []), ("lpips", ["--net", "alex"])):
+        res = CliRunner().invoke(main, ["score", metric, str(a), str(b), "--json", *extra])
+        assert res.exit_code == 0, res.output
+        out = _json(res.stdout)
+        assert [r["name"] for r in out["pairs"]] == ["p", "q"] and out["only_in_a"] == ["only_a"]
+        assert all(r["value"] > 0 for r in out["pairs"])
+        assert out["provenance"], "the weights behind the numbers are reported"
+    same = CliRunner().invoke(main, ["score", "lpips", str(a), str(a), "--json"])
+    assert all(r["value"] == 0 for r in _json(same.stdout)["pairs"])
+
+
+def test_score_fid_and_kid_on_folders(tmp_path, monkeypatch, texbench_home):
+    monkeypatch.setenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", "1")
+    a = _folder(tmp_path / "a", [f"i{k}" for k in range(5)], 0, size=32)
+    b = _folder(tmp_path / "b", [f"i{k}" for k in range(5)], 1, size=32)
+    for metric in ("fid", "kid"):
+        res = CliRunner().invoke(main, ["score", metric, str(a), str(b), "--json"])
+        assert res.exit_code == 0, res.output
+        assert np.isfinite(_json(res.stdout)["value"])
+    self_fid = _json(CliRunner().invoke(main, ["score", "fid", str(a), str(a), "--json"]).stdout)["value"]
+    assert abs(self_fid) < 1e-6
+
+
+def test_dip_set5_comparison_is_one_command(shared_data):
+    suite = load_suite("dip-sr-set5")
+    jobs = expand(suite, data_root=shared_data.parent)
+    assert {j.method.name for j in jobs} == {"bicubic", "lanczos", "dip"}
+    assert len({j.item for j in jobs}) == 5
+    assert all(j.example.input.image.shape[-1] * 4 == j.example.references["clean"].shape[-1] for j in jobs)
