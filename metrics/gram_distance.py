@@ -143,4 +143,4 @@ class GramDistance(Metric):
         )
 
     def provenance(self) -> dict[str, str]:
-        return {"weights-name": self.extractor.provenance}
+        return {"vgg19": self.extractor.provenance}

@@ -102,4 +102,4 @@ class VGGContentDistance(Metric):
         )
 
     def provenance(self) -> dict[str, str]:
-        return {"weights-name": self.extractor.provenance}
+        return {"vgg19": self.extractor.provenance}

@@ -86,7 +86,9 @@ def leaderboard_tables(store: Store) -> dict[str, Any]:
         tg = groups[groups[C.TASK] == task] if len(groups) else groups
         for col in dict.fromkeys(tg[C.COLUMN]) if len(tg) else []:
             sub = tg[tg[C.COLUMN] == col]
-            directions[col] = _direction(sub["metric"].iloc[0])
+            d = _direction(sub["metric"].iloc[0])
+            # a distance between the outputs of different seeds measures diversity: there, more is better
+            directions[col] = (not d) if (d is not None and sub["ref"].iloc[0] == "seeds") else d
             order.append(col)
             for lab in labels:
                 m, h, n = mean_ci(sub[sub[C.LABEL] == lab][C.VALUE].tolist())
@@ -105,6 +107,9 @@ def leaderboard_tables(store: Store) -> dict[str, Any]:
             pcol = next((c for c in order if ts[ts[C.COLUMN] == c]["metric"].iloc[0] == primary), None) if len(ts) else None
         if pcol is None and order:
             pcol = order[0]
+        if pcol in order:  # the ranking metric first
+            order.remove(pcol)
+            order.insert(0, pcol)
         if pcol is not None and pcol in df:
             asc = not directions.get(pcol, False)
             df[C.RANK] = df[pcol].rank(ascending=asc, method="min")

@@ -318,7 +318,7 @@ class _VGGOptimiser(Synthesizer):
                 layers, weights=p.weights, pooling=p.pooling, padding=p.padding, random_seed=seed
             )
             self._nets[key] = net.to(device)
-            self._provenance = {"weights-name": net.provenance}
+            self._provenance = {"vgg19": net.provenance}
         return self._nets[key]
 
     def provenance(self) -> dict[str, str]:

@@ -206,7 +206,7 @@ def test_texture_tiny_lowers_style_loss_95_percent(weights_mode):
     assert len(curve) >= 5 and curve[-1] < curve[0]
     assert all(b <= a * (1 + 1e-5) + 1e-12 for a, b in zip(curve, curve[1:], strict=False)), curve
     assert info["loss_curve_evals"] == sorted(info["loss_curve_evals"])
-    assert g.provenance()["weights-name"].startswith(
+    assert g.provenance()["vgg19"].startswith(
         "random-init" if weights_mode == "random" else "vgg19-normalised"
     )
 
@@ -298,7 +298,7 @@ def test_gram_distance_metric_properties(random_weights):
     assert v.dtype == torch.float64 and v.shape == (3,) and (v > 0).all()
     torch.testing.assert_close(m(x[1:2], y), v[1:2])  # independent of the batch
     assert m(x, x).abs().max() < 1e-9
-    assert m.provenance()["weights-name"].startswith("random-init")
+    assert m.provenance()["vgg19"].startswith("random-init")
     with pytest.raises(ValueError, match="y must hold"):
         m(x, torch.rand(2, 3, 32, 32))
 

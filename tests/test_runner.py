@@ -164,3 +164,17 @@ def test_ray_executor_gives_the_same_scores(tmp_path):
         return sorted(con.execute("SELECT job_key, column, value FROM scores"))
 
     assert scores(tmp_path / "a") == scores(tmp_path / "b")
+
+
+@pytest.mark.parametrize("name", ["quick", "paper", "dip-sr-set5", "dip-denoise"])
+def test_builtin_suites_are_valid(name):
+    from texbench import registry
+    from texbench.tasks import get_task
+
+    suite = load_suite(name)
+    for spec in suite.tasks:
+        for m in spec.methods:
+            cls = registry.synthesizers.get(m.name)
+            assert spec.task in cls.tasks
+            cls.from_config(m.preset, m.params)  # presets and parameters exist
+        get_task(spec.task).params(spec.params)
