@@ -92,7 +92,7 @@ def main() -> None:
         f"style {content[0]}+{style[0]}: style loss {info['style_loss_start']:.3g} -> {info['style_loss_end']:.3g}, "
         f"{info['evals']} evals, {time.perf_counter() - t:.0f} s"
     )
-    print(f"weights: {g.provenance()['weights-name']}")
+    print(f"weights: {g.provenance()['vgg19']}")
 
 
 if __name__ == "__main__":
