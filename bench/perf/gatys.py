@@ -76,12 +76,12 @@ def _measure(kind: str, size: int, evals: int, device: str, threads: int, seed: 
         convs = [m for m in seq if isinstance(m, torch.nn.Conv2d)]
         with torch.no_grad():
             convs[0].weight.copy_(ours.preprocess.weight)
-            convs[0].bias.copy_(ours.preprocess.bias)
+            convs[0].bias.copy_(ours.preprocess.bias)  # type: ignore[union-attr]
         full = VGG19Features(("pool5",), random_seed=seed)
         with torch.no_grad():
             for dst, src in zip(convs[1:], full.convs, strict=False):
                 dst.weight.copy_(src.weight)
-                dst.bias.copy_(src.bias)
+                dst.bias.copy_(src.bias)  # type: ignore[union-attr]
         seq = seq.to(dev).eval()
         for p in seq.parameters():
             p.requires_grad_(False)

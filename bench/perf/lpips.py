@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     diff = float((run_ours() - run_ref()).abs().max())
     if diff > 1e-5:
         raise SystemExit(f"values disagree by {diff:.2e} > 1e-5; not timing")
-    t_ref, t_ours = [], []
+    t_ref: list[float] = []
+    t_ours: list[float] = []
     for _ in range(args.repeats):
         for fn, acc in ((run_ref, t_ref), (run_ours, t_ours)):
             t0 = time.perf_counter()

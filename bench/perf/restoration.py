@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     notes = scores.notes
     task_names = [t.strip() for t in args.tasks.split(",") if t.strip()]
     per_task = {"denoise": ["dip", "nl-means", "bm3d"], "sr4": ["dip", "bicubic", "lanczos"]}
-    rows = []
+    rows: list[tuple] = []
     dip_notes = []
     for task_name in task_names:
         if task_name not in per_task:
