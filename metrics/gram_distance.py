@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from texbench.base import Metric
+from texbench.metrics._vgg import VGGFeatureMetric
 from texbench.synthesizers.features import (
     LAYER_NAMES,
     STYLE_LAYERS,
@@ -103,7 +103,7 @@ class GramDistanceParams:
             raise ValueError(f"layers must be VGG-19 layer names, got {list(self.layers)}")
 
 
-class GramDistance(Metric):
+class GramDistance(VGGFeatureMetric):
     """VGG-19 Gram (style) distance to a reference of any size; lower is better.
 
     References:
@@ -118,18 +118,8 @@ class GramDistance(Metric):
     references = "Gatys, Ecker & Bethge, NeurIPS 2015 and CVPR 2016"
     Params = GramDistanceParams
 
-    def __init__(self, params=None, *, device="cpu") -> None:
-        super().__init__(params, device=device)
-        self._extractor: VGG19Features | None = None
-
-    @property
-    def extractor(self) -> VGG19Features:
-        if self._extractor is None:
-            p = self.params
-            self._extractor = VGG19Features(
-                p.layers, weights=p.weights, pooling=p.pooling, padding=p.padding
-            ).to(self.device)
-        return self._extractor
+    def feature_layers(self) -> tuple[str, ...]:
+        return tuple(self.params.layers)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         p = self.params
@@ -141,6 +131,3 @@ class GramDistance(Metric):
             gram_norm=p.gram_norm,
             layer_weights=p.layer_weights,
         )
-
-    def provenance(self) -> dict[str, str]:
-        return {"vgg19": self.extractor.provenance}

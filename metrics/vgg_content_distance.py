@@ -15,7 +15,7 @@ from typing import Literal
 
 import torch
 
-from texbench.base import Metric
+from texbench.metrics._vgg import VGGFeatureMetric
 from texbench.synthesizers.features import CONTENT_LAYER, LAYER_NAMES, VGG19Features
 
 __all__ = ["VGGContentDistance", "VGGContentDistanceParams", "vgg_content_distance"]
@@ -68,7 +68,7 @@ class VGGContentDistanceParams:
             raise ValueError(f"layer must be a VGG-19 layer name, got {self.layer!r}")
 
 
-class VGGContentDistance(Metric):
+class VGGContentDistance(VGGFeatureMetric):
     """VGG-19 ``relu4_2`` feature distance to the content image; lower is better.
 
     References:
@@ -83,23 +83,10 @@ class VGGContentDistance(Metric):
     references = "Gatys, Ecker & Bethge, CVPR 2016"
     Params = VGGContentDistanceParams
 
-    def __init__(self, params=None, *, device="cpu") -> None:
-        super().__init__(params, device=device)
-        self._extractor: VGG19Features | None = None
-
-    @property
-    def extractor(self) -> VGG19Features:
-        if self._extractor is None:
-            p = self.params
-            self._extractor = VGG19Features(
-                (p.layer,), weights=p.weights, pooling=p.pooling, padding=p.padding
-            ).to(self.device)
-        return self._extractor
+    def feature_layers(self) -> tuple[str, ...]:
+        return (self.params.layer,)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return vgg_content_distance(
             x.to(self.device), y.to(self.device), extractor=self.extractor, layer=self.params.layer
         )
-
-    def provenance(self) -> dict[str, str]:
-        return {"vgg19": self.extractor.provenance}
