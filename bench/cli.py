@@ -181,11 +181,13 @@ def list_(what):
 # ----------------------------------------------------------------------------------------------------- synth
 @main.command()
 @click.argument("method")
-@click.option("--task", required=True, help="texture, style, denoise or sr4.")
+@click.option("--task", required=True, help="texture, style, denoise, sr4 or inpaint.")
 @click.option("--input", "input_", type=click.Path(exists=True, dir_okay=False),
               help="Exemplar (texture) or the already degraded image (denoise, sr4).")
 @click.option("--content", type=click.Path(exists=True, dir_okay=False), help="Content image (style).")
 @click.option("--style", type=click.Path(exists=True, dir_okay=False), help="Style image (style).")
+@click.option("--mask", type=click.Path(exists=True, dir_okay=False),
+              help="Known-pixel mask (inpaint): white = known, black = to fill; same size as --input.")
 @click.option("--size", type=int, help="Texture output side in pixels [default: the exemplar's size].")
 @click.option("--sigma", type=float, help="Noise level on 0-255 of the input (denoise), if known.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -193,7 +195,7 @@ def list_(what):
 @click.option("--param", "params", multiple=True, help="key=value method parameter (repeatable).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output PNG.")
-def synth(method, task, input_, content, style, size, sigma, seed, preset, params, device, output):
+def synth(method, task, input_, content, style, mask, size, sigma, seed, preset, params, device, output):
     """Run one METHOD on your own image(s), without a benchmark."""
     import time
 
@@ -224,6 +226,14 @@ def synth(method, task, input_, content, style, size, sigma, seed, preset, param
                 inp = TaskInput("texture", Path(input_).stem, out_size, image=img)
             elif t.name == "sr4":
                 inp = TaskInput("sr4", Path(input_).stem, (4 * h, 4 * w), image=img, degradation={"scale": 4})
+            elif t.name == "inpaint":
+                if not mask:
+                    raise click.UsageError("the inpaint task needs --mask (white = known pixels)")
+                m = load_image(mask)
+                if tuple(m.shape[-2:]) != (h, w):
+                    raise click.UsageError(f"--mask is {m.shape[-1]}x{m.shape[-2]}, --input is {w}x{h}")
+                known = (m.mean(dim=0, keepdim=True) > 0.5).float()
+                inp = TaskInput("inpaint", Path(input_).stem, (h, w), image=img * known, mask=known)
             else:
                 deg = {"sigma": sigma} if sigma is not None else {}
                 inp = TaskInput(t.name, Path(input_).stem, (h, w), image=img, degradation=deg)

@@ -75,6 +75,16 @@ def test_synth_on_user_images(tmp_path):
     res = r.invoke(main, ["synth", "bicubic", "--task", "texture", "--input", str(tmp_path / "ex.png"),
                           "-o", str(tmp_path / "x.png")])
     assert res.exit_code != 0 and "does not support task 'texture'" in res.output
+    mask = np.full((32, 32), 255, dtype=np.uint8)
+    mask[8:16, 8:16] = 0
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    res = r.invoke(main, ["synth", "dip", "--task", "inpaint", "--input", str(tmp_path / "ex.png"), "--mask",
+                          str(tmp_path / "mask.png"), "--preset", "tiny", "--param", "iterations=3",
+                          "-o", str(tmp_path / "inp.png")])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["synth", "dip", "--task", "inpaint", "--input", str(tmp_path / "ex.png"),
+                          "-o", str(tmp_path / "inp2.png")])
+    assert res.exit_code != 0 and "--mask" in res.output
     (tmp_path / "bad.png").write_bytes(b"nope")
     res = r.invoke(main, ["synth", "nl-means", "--task", "denoise", "--input", str(tmp_path / "bad.png"),
                           "-o", str(tmp_path / "y.png")])
