@@ -126,6 +126,10 @@ def run_suite(
                 todo.append(j)
         skipped = len(jobs) - len(todo)
         failed = 0
+        old_failures = sum(1 for j in jobs if status.get(j.key) == C.STATUS_FAILED) if not (rerun or retry_failed) else 0
+        if old_failures:
+            print(f"{old_failures} jobs failed in an earlier run and are kept as failed "
+                  "(--retry-failed runs them again, e.g. after `texbench weights fetch`).")
         if not todo:
             print(f"All {len(jobs)} jobs are already done in {out} (use --rerun to run them again).")
         else:

@@ -48,6 +48,11 @@ def _direction(metric: str) -> bool | None:
         return None
 
 
+def _oneline(text: Any) -> str:
+    """An error message as one Markdown-safe line."""
+    return " ".join(str(text).split()).replace("`", "'")
+
+
 def _fmt(mean: float, half: float) -> str:
     if not math.isfinite(mean):
         return "—"
@@ -182,7 +187,7 @@ def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> 
     if len(failed):
         lines += ["## Failures", ""]
         for _, r in failed.iterrows():
-            lines.append(f"- {r[C.TASK]} / {r[C.LABEL]} / {r[C.ITEM]} / seed {r[C.SEED]}: `{r[C.ERROR]}`")
+            lines.append(f"- {r[C.TASK]} / {r[C.LABEL]} / {r[C.ITEM]} / seed {r[C.SEED]}: `{_oneline(r[C.ERROR])}`")
         lines.append("")
     errs = store.conn.execute(
         "SELECT s.column, s.error, COUNT(*) FROM scores s JOIN jobs j ON j.job_key = s.job_key "
@@ -191,12 +196,12 @@ def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> 
     ).fetchall()
     if errs:
         lines += ["## Metric errors", ""]
-        lines += [f"- {col} ({n}×): `{err}`" for col, err, n in errs]
+        lines += [f"- {col} ({n}×): `{_oneline(err)}`" for col, err, n in errs]
         lines.append("")
     bad = store.bad_inputs_frame()
     if len(bad):
         lines += ["## Skipped inputs", ""]
-        lines += [f"- {r['task']} / {r['dataset']} / {r['item']}: {r['error']}" for _, r in bad.iterrows()]
+        lines += [f"- {r['task']} / {r['dataset']} / {r['item']}: {_oneline(r['error'])}" for _, r in bad.iterrows()]
         lines.append("")
     return "\n".join(lines)
 
