@@ -143,3 +143,12 @@ def test_entry_point_plugin_is_listed_and_ranked(tmp_path):
     md = (tmp_path / "r" / "leaderboard.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| ep-mean"))
     assert row.split("|")[2].strip() in ("1", "2")  # it has a rank
+
+
+def test_help_is_light():
+    code = ("import sys\nfrom click.testing import CliRunner\nimport texbench.cli as c\n"
+            "r = CliRunner().invoke(c.main, ['--help'])\nassert r.exit_code == 0, r.output\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False", "texbench --help must not import torch"
