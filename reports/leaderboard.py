@@ -2,8 +2,10 @@
 
 One table per task: rows are methods (suite labels); per-image metrics are reported as the mean with a
 95% confidence interval (Student t over images × seeds), seed-pair diversity as a mean ± CI over items,
-set-level metrics (FID, KID) as their value (mean ± CI over seeds when there are several); then the
-median seconds per image, the number of failed jobs, and the rank by the task's primary metric.
+set-level metrics (FID, KID) as their value (mean ± CI over seeds when there are several); for the style
+task, ArtFID = (1 + LPIPS to the content) × (1 + FID to the styles) from those means (Wright & Ommer,
+"ArtFID: Quantitative Evaluation of Neural Style Transfer", GCPR 2022); then the median seconds per image,
+the number of failed jobs, and the rank by the task's primary metric.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from typing import Any
 from texbench import columns as C
 from texbench.store import Store
 
-__all__ = ["leaderboard_markdown", "leaderboard_tables", "mean_ci", "write_leaderboard"]
+__all__ = ["ARTFID", "leaderboard_markdown", "leaderboard_tables", "mean_ci", "write_leaderboard"]
+
+#: derived column of the style task: (1 + lpips-content) * (1 + fid-style)
+ARTFID = "artfid"
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
@@ -98,6 +103,15 @@ def leaderboard_tables(store: Store) -> dict[str, Any]:
             for lab in labels:
                 m, h, n = mean_ci(sub[sub[C.LABEL] == lab][C.VALUE].tolist())
                 rows[lab].update({col: m, f"{col} ci95": h, f"{col} n": n})
+        if {"lpips-content", "fid-style"} <= set(order):
+            # ArtFID (Wright & Ommer 2022): (1 + LPIPS to the content) * (1 + FID to the styles), from the
+            # means of its two parts, so it has no interval of its own
+            for lab in labels:
+                r = rows[lab]
+                r[ARTFID] = (1 + r["lpips-content"]) * (1 + r["fid-style"])
+                r[f"{ARTFID} ci95"], r[f"{ARTFID} n"] = math.nan, r["fid-style n"]
+            directions[ARTFID] = False
+            order.append(ARTFID)
         for lab in labels:
             lj = tj[tj[C.LABEL] == lab]
             ok = lj[lj[C.STATUS] == C.STATUS_OK]

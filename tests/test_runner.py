@@ -178,3 +178,26 @@ def test_builtin_suites_are_valid(name):
             assert spec.task in cls.tasks
             cls.from_config(m.preset, m.params)  # presets and parameters exist
         get_task(spec.task).params(spec.params)
+
+
+def test_style_leaderboard_has_artfid(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", "1")  # the arithmetic, not the pretrained values
+    p = tmp_path / "s.toml"
+    p.write_text(textwrap.dedent("""
+        name = "artfid"
+        [[task]]
+        name = "style"
+        datasets = { content = "builtin-content", style = "builtin-styles" }
+        limit = 2
+        image_size = 32
+        pairs = "zip"
+        methods = [{ name = "reinhard" }]
+    """))
+    run_suite(load_suite(str(p)), tmp_path / "r", progress=False, write_report=False)
+    from texbench.reports.leaderboard import ARTFID, leaderboard_tables
+
+    with Store(tmp_path / "r") as st:
+        df = leaderboard_tables(st)["style"]
+    row = df.loc["reinhard"]
+    assert row[ARTFID] == pytest.approx((1 + row["lpips-content"]) * (1 + row["fid-style"]))
+    assert df.attrs["directions"][ARTFID] is False
