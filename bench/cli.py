@@ -23,6 +23,14 @@ def _load_plugins(files) -> None:
             click.echo(f"warning: plugin file {f} defines no Synthesizer, Metric or Dataset", err=True)
 
 
+def _reraise_weights(exc: BaseException) -> None:
+    """Weights errors are handled by the group (message, exit code 2), not as generic usage errors."""
+    from texbench.weights import WeightsError
+
+    if isinstance(exc, WeightsError):
+        raise exc
+
+
 def _parse_params(pairs) -> dict:
     from texbench.params import parse_value
 
@@ -36,7 +44,17 @@ def _parse_params(pairs) -> dict:
 
 
 class _Group(click.Group):
-    """Adds commands that plugins declare in the entry-point group ``texbench.cli``."""
+    """Adds commands that plugins declare in the entry-point group ``texbench.cli``, and turns a missing
+    or corrupt weights file into its message and exit code 2 (never a traceback)."""
+
+    def invoke(self, ctx):
+        from texbench.weights import WeightsError
+
+        try:
+            return super().invoke(ctx)
+        except WeightsError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(2)
 
     def _plugin_commands(self) -> dict:
         from importlib import metadata
@@ -244,6 +262,7 @@ def synth(method, task, input_, content, style, mask, size, sigma, seed, preset,
         secs = time.perf_counter() - t0
         save_png(out, output)
     except (ImageError, ValueError, registry.PluginError) as exc:
+        _reraise_weights(exc)
         raise click.ClickException(str(exc)) from None
     prov = s.provenance()
     click.echo(f"{output}: {inp.size[1]}x{inp.size[0]} in {secs:.2f} s" + (f"; weights: {prov}" if prov else ""))
@@ -294,6 +313,7 @@ def score(metric, a, b, as_json, params, net, weights, device, seed):
         cls = registry.metrics.get(metric)
         m = cls.from_config(p, device=resolve_device(device))
     except (registry.PluginError, ValueError) as exc:
+        _reraise_weights(exc)
         raise click.ClickException(str(exc)) from None
     a, b = Path(a), Path(b)
     result: dict = {"metric": metric, "params": m.params_dict(), "provenance": m.provenance()}
@@ -319,6 +339,7 @@ def score(metric, a, b, as_json, params, net, weights, device, seed):
             vals = [r["value"] for r in rows if r["value"] is not None and math.isfinite(r["value"])]
             result.update(pairs=rows, mean=sum(vals) / len(vals) if vals else None, only_in_a=only_a, only_in_b=only_b)
     except (ImageError, ValueError, FileNotFoundError) as exc:
+        _reraise_weights(exc)
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
