@@ -38,6 +38,8 @@ class Synthesizer(abc.ABC):
     tasks: ClassVar[tuple[str, ...]] = ()
     version: ClassVar[str] = "1"
     references: ClassVar[str] = ""
+    #: optional packages (import names) the method needs beyond texbench's dependencies
+    requires: ClassVar[tuple[str, ...]] = ()
     Params: ClassVar[type] = NoParams
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 

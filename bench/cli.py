@@ -162,6 +162,8 @@ def report(run_dir, fmt, no_grids):
 @click.argument("what", required=False, type=click.Choice(["methods", "metrics", "datasets", "suites", "tasks"]))
 def list_(what):
     """Show installed methods, metrics, datasets, suites and tasks (broken plugins are reported)."""
+    import importlib.util
+
     from texbench import registry
     from texbench.suite import builtin_suites
     from texbench.tasks import TASKS
@@ -182,7 +184,12 @@ def list_(what):
             click.echo(f"  {t.name:22s} {t.description} (primary metric: {t.primary_metric})")
         click.echo("")
     if what in (None, "methods"):
-        section("methods", registry.synthesizers, lambda c: f"[{', '.join(c.tasks)}] {c.description}")
+        def method_line(c):
+            missing = [m for m in c.requires if importlib.util.find_spec(m) is None]
+            extra = f" (needs: pip install {' '.join(missing)})" if missing else ""
+            return f"[{', '.join(c.tasks)}] {c.description}{extra}"
+
+        section("methods", registry.synthesizers, method_line)
     if what in (None, "metrics"):
         section("metrics", registry.metrics,
                 lambda c: f"[{c.kind}, {'higher' if c.higher_is_better else 'lower'} is better] {c.description}")

@@ -59,6 +59,7 @@ class BM3D(Synthesizer):
     references: ClassVar[str] = "Dabov et al., ICIP 2007 (CBM3D); Mäkinen, Azzari, Foi, IEEE TIP 2020"
     Params: ClassVar[type] = BM3DParams
     presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {}}
+    requires: ClassVar[tuple[str, ...]] = ("bm3d",)
 
     def run(self, task_input: Any, *, seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
         if task_input.task not in self.tasks:

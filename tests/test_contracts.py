@@ -49,6 +49,8 @@ def _allow_random_weights(monkeypatch):
 @pytest.mark.parametrize("name,task", _method_cases())
 def test_synthesizer_contract(name, task):
     cls = registry.synthesizers.get(name)
+    for module in cls.requires:
+        pytest.importorskip(module, reason=f"{name} needs the optional package {module}")
     assert name == name.lower() and " " not in name
     assert cls.description and cls.references, "every method has a description and a References line"
     preset = "tiny" if "tiny" in cls.presets else None
