@@ -264,6 +264,19 @@ def _group_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+class _LazyOutputs:
+    """The saved outputs of a group of jobs, read from disk on first use and then shared by its metrics."""
+
+    def __init__(self, store: Store, status: dict[str, str], jobs: Sequence[Job]) -> None:
+        self.store, self.status, self.jobs = store, status, jobs
+        self._images: list[torch.Tensor] | None = None
+
+    def get(self) -> list[torch.Tensor]:
+        if self._images is None:
+            self._images = [_load_output(self.store, self.status[j.key]) for j in self.jobs]
+        return self._images
+
+
 def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> None:
     from texbench.imageio import image_hash
 
@@ -280,6 +293,7 @@ def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> No
             continue
         js = sorted(js, key=lambda j: j.seed)
         members = [j.key for j in js]
+        outputs = _LazyOutputs(store, status, js)
         for use in seed_uses:
             gk = _group_key("seeds", members, use.metric, dict(use.params))
             if (gk, use.key) in done:
@@ -289,7 +303,7 @@ def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> No
                    "members": members}
             try:
                 m = metrics.get(use)
-                outs = [_load_output(store, status[j.key])[None].to(m.device) for j in js]
+                outs = [o[None].to(m.device) for o in outputs.get()]
                 with torch.no_grad():
                     vals = [float(m(a, b)[0]) for a, b in itertools.combinations(outs, 2)]
                 row.update(value=sum(vals) / len(vals), extra={"pairs": len(vals)}, provenance=m.provenance())
@@ -302,6 +316,7 @@ def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> No
             continue
         js = sorted(js, key=lambda j: j.item)
         members = [j.key for j in js]
+        outputs = _LazyOutputs(store, status, js)
         for use in set_uses:
             gk = _group_key("set", members, use.metric, dict(use.params), seed)
             if (gk, use.key) in done:
@@ -311,7 +326,7 @@ def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> No
                    "members": members}
             try:
                 m = metrics.get(use)
-                outs = [_load_output(store, status[j.key]) for j in js]
+                outs = outputs.get()
                 refs, seen = [], set()
                 for j in js:
                     r = j.example.references.get(use.ref)
