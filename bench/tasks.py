@@ -256,6 +256,11 @@ def inpainting_mask(
     raise ValueError(f"kind must be 'random' or 'region', got {kind!r}")
 
 
+#: what every restoration task scores against its clean image
+_RESTORATION_METRICS = (MetricUse("psnr", "clean"), MetricUse("ssim", "clean"), MetricUse("lpips", "clean"))
+_RESTORATION_SET_METRICS = (MetricUse("fid", "clean"), MetricUse("kid", "clean"))
+
+
 class Task:
     """A task: its dataset roles, parameters, how an example is built, and its metrics."""
 
@@ -334,8 +339,8 @@ class DenoiseTask(Task):
     roles = ("clean",)
     Params = DenoiseParams
     primary_metric = "psnr"
-    default_metrics = (MetricUse("psnr", "clean"), MetricUse("ssim", "clean"), MetricUse("lpips", "clean"))
-    set_metrics = (MetricUse("fid", "clean"), MetricUse("kid", "clean"))
+    default_metrics = _RESTORATION_METRICS
+    set_metrics = _RESTORATION_SET_METRICS
 
     def build(self, images, *, item, params):
         from texbench.imageio import image_hash
@@ -359,7 +364,7 @@ class SR4Task(Task):
         MetricUse("ssim", "clean"),
         MetricUse("lpips", "clean"),
     )
-    set_metrics = (MetricUse("fid", "clean"), MetricUse("kid", "clean"))
+    set_metrics = _RESTORATION_SET_METRICS
     min_size = 16
 
     def build(self, images, *, item, params):
@@ -375,8 +380,8 @@ class InpaintTask(Task):
     roles = ("clean",)
     Params = InpaintParams
     primary_metric = "psnr"
-    default_metrics = (MetricUse("psnr", "clean"), MetricUse("ssim", "clean"), MetricUse("lpips", "clean"))
-    set_metrics = (MetricUse("fid", "clean"), MetricUse("kid", "clean"))
+    default_metrics = _RESTORATION_METRICS
+    set_metrics = _RESTORATION_SET_METRICS
 
     def build(self, images, *, item, params):
         from texbench.imageio import image_hash
