@@ -448,5 +448,61 @@ def weights_verify(names):
         sys.exit(1)
 
 
+@main.group()
+def trained():
+    """Weights that methods trained themselves (Texture Networks, Johnson et al.), cached by input hash."""
+
+
+@trained.command("list")
+def trained_list():
+    """Each cached training: method, when, how long it took, size."""
+    import json
+
+    from texbench.trained import trained_dir
+
+    root = trained_dir()
+    click.echo(f"cache: {root}")
+    for meta in sorted(root.glob("*.json")) if root.is_dir() else []:
+        try:
+            rec = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            click.echo(f"  {meta.stem[:16]}  unreadable record")
+            continue
+        f = rec.get("fields", {})
+        pt = meta.with_suffix(".pt")
+        size = f"{pt.stat().st_size / 1e6:.1f} MB" if pt.exists() else "weights missing"
+        click.echo(f"  {meta.stem[:16]}  {f.get('method', '?'):18s} {rec.get('created', '?')}  "
+                   f"{rec.get('train_seconds', 0):.1f} s  {size}")
+
+
+@trained.command("clear")
+@click.option("--method", help="Only the trainings of this method.")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+def trained_clear(method, yes):
+    """Delete cached trainings (all, or one method's): the next run trains again."""
+    import json
+
+    from texbench.trained import trained_dir
+
+    root = trained_dir()
+    keys = []
+    for meta in sorted(root.glob("*.json")) if root.is_dir() else []:
+        try:
+            m = json.loads(meta.read_text()).get("fields", {}).get("method")
+        except (OSError, ValueError):
+            m = None
+        if method is None or m == method:
+            keys.append(meta.stem)
+    if not keys:
+        click.echo("nothing to delete")
+        return
+    if not yes:
+        click.confirm(f"delete {len(keys)} cached training(s) in {root}?", abort=True)
+    for k in keys:
+        for suffix in (".pt", ".json", ".lock"):
+            (root / f"{k}{suffix}").unlink(missing_ok=True)
+    click.echo(f"deleted {len(keys)}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

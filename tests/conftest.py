@@ -42,6 +42,13 @@ def _deterministic_torch():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _private_trained_cache(tmp_path, monkeypatch):
+    """Methods that train (Texture Networks, Johnson) cache into a per-test folder: a test never passes
+    on weights a previous run left behind."""
+    monkeypatch.setenv("TEXBENCH_TRAINED", str(tmp_path / "trained"))
+
+
 @pytest.fixture
 def texbench_home(tmp_path, monkeypatch):
     """An empty, private TEXBENCH_HOME (weights cache and feature caches)."""
