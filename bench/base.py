@@ -85,6 +85,14 @@ class Synthesizer(abc.ABC):
         """Attach JSON-serialisable diagnostics (loss curves, iteration counts) to the current job."""
         self._info.update(info)
 
+    def record_training(self, trained: Any) -> None:
+        """Record a training from :func:`texbench.trained.load_or_train` (a ``TrainedWeights``) in the
+        job's info: ``train_key``, ``train_seconds`` (the training's own duration, also when this job only
+        loaded it from the cache) and ``train_cached``. Leaderboards add each distinct training's seconds
+        once to the method's ``train s`` column, apart from the per-image inference time."""
+        self.record(train_key=trained.key, train_seconds=float(trained.record.get("train_seconds", 0.0)),
+                    train_cached=bool(trained.cached))
+
     def pop_info(self) -> dict[str, Any]:
         info, self._info = self._info, {}
         return info

@@ -18,6 +18,8 @@ VALUE = "value"
 PROVENANCE = "provenance"
 RANK = "rank"
 MEDIAN_SECONDS = "median s/img"
+TRAIN_SECONDS = "train s"
+INFO = "info"
 FAILED = "failed"
 N = "n"
 

@@ -5,7 +5,9 @@ One table per task: rows are methods (suite labels); per-image metrics are repor
 set-level metrics (FID, KID) as their value (mean ± CI over seeds when there are several); for the style
 task, ArtFID = (1 + LPIPS to the content) × (1 + FID to the styles) from those means (Wright & Ommer,
 "ArtFID: Quantitative Evaluation of Neural Style Transfer", GCPR 2022); then the median seconds per image,
-the number of failed jobs, and the rank by the task's primary metric.
+for methods that train per input (Texture Networks, Johnson et al.) the total seconds of their distinct
+trainings (``train s``, each cached training counted once), the number of failed jobs, and the rank by
+the task's primary metric.
 """
 
 from __future__ import annotations
@@ -67,6 +69,20 @@ def _fmt(mean: float, half: float) -> str:
     return f"{mean:.{digits}f}"
 
 
+def _train_seconds(jobs: Any) -> float | None:
+    """Total seconds of the distinct trainings behind these jobs (methods that train per input record
+    ``train_key``/``train_seconds``, see ``Synthesizer.record_training``); None when none trained."""
+    seen: dict[str, float] = {}
+    for raw in jobs[C.INFO].dropna() if C.INFO in jobs else []:
+        try:
+            info = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            continue
+        if isinstance(info, dict) and "train_key" in info:
+            seen[str(info["train_key"])] = float(info.get("train_seconds") or 0.0)
+    return sum(seen.values()) if seen else None
+
+
 def leaderboard_tables(store: Store) -> dict[str, Any]:
     """Task -> DataFrame indexed by method label, with ``<col>``, ``<col> ci95``, ``<col> n`` columns,
     ``median s/img``, ``failed`` and ``rank``; ``df.attrs`` holds the column directions and the primary
@@ -116,6 +132,9 @@ def leaderboard_tables(store: Store) -> dict[str, Any]:
             lj = tj[tj[C.LABEL] == lab]
             ok = lj[lj[C.STATUS] == C.STATUS_OK]
             rows[lab][C.MEDIAN_SECONDS] = float(ok[C.SECONDS].median()) if len(ok) else math.nan
+            train = _train_seconds(ok)
+            if train is not None:
+                rows[lab][C.TRAIN_SECONDS] = train
             rows[lab][C.FAILED] = int((lj[C.STATUS] == C.STATUS_FAILED).sum())
             rows[lab][C.N] = int(len(lj))
         df = pd.DataFrame.from_dict(rows, orient="index")
@@ -192,6 +211,9 @@ def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> 
             arrow = " ↑" if d else (" ↓" if d is False else "")
             show[col + arrow] = [_fmt(m, h) for m, h in zip(df[col], df[f"{col} ci95"])]
         show[C.MEDIAN_SECONDS] = [f"{s:.3g}" if math.isfinite(s) else "—" for s in df[C.MEDIAN_SECONDS]]
+        if C.TRAIN_SECONDS in df:
+            show[C.TRAIN_SECONDS] = [f"{s:.3g}" if isinstance(s, float) and math.isfinite(s) else "—"
+                                     for s in df[C.TRAIN_SECONDS]]
         show[C.FAILED] = [f"{f}/{n}" for f, n in zip(df[C.FAILED], df[C.N])]
         lines += [show.reset_index().to_markdown(index=False), ""]
         grid = store.root / f"grid_{task}.png"

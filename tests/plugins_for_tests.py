@@ -53,3 +53,27 @@ class WrongShape(Synthesizer):
 
     def run(self, task_input, *, seed, device):
         return torch.zeros(3, task_input.size[0] + 1, task_input.size[1])
+
+
+class TrainedBlur(Synthesizer):
+    """Trains a 3-tap blur weight per dataset (shared by all its images) through the trained-weights
+    cache, sleeping to make the training time measurable (test plugin)."""
+
+    name = "trained-blur"
+    description = "a blur whose weight is 'trained' once and cached (test plugin)"
+    tasks = ("denoise",)
+
+    def prepare(self, task_input, *, seed, device):
+        from texbench.trained import load_or_train
+
+        def train():
+            time.sleep(0.3)
+            return {"w": torch.tensor([0.25, 0.5, 0.25])}, {"loss": 0.0}
+
+        self._trained = load_or_train({"method": self.name, "version": self.version}, train)
+        self.record_training(self._trained)
+
+    def run(self, task_input, *, seed, device):
+        w = self._trained.state["w"]
+        x = task_input.image
+        return (w[0] * x.roll(1, -1) + w[1] * x + w[2] * x.roll(-1, -1)).clamp(0, 1)

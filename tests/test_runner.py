@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import json
 import textwrap
 from pathlib import Path
 
@@ -201,3 +202,19 @@ def test_style_leaderboard_has_artfid(tmp_path, monkeypatch):
     row = df.loc["reinhard"]
     assert row[ARTFID] == pytest.approx((1 + row["lpips-content"]) * (1 + row["fid-style"]))
     assert df.attrs["directions"][ARTFID] is False
+
+
+def test_training_time_is_reported_once_apart_from_inference(tmp_path):
+    load_plugin_file(PLUGINS)
+    suite = load_suite(str(_suite(tmp_path, '{ name = "trained-blur" }, { name = "gaussian-filter" }')))
+    out = tmp_path / "run"
+    run_suite(suite, out, progress=False, plugin_files=[PLUGINS])
+    with Store(out) as st:
+        jobs = st.jobs_frame()
+    infos = [json.loads(i) for i in jobs[jobs["method"] == "trained-blur"]["info"]]
+    assert sorted(i["train_cached"] for i in infos) == [False, True, True]  # one training, three images
+    assert len({i["train_key"] for i in infos}) == 1
+    csv = pd.read_csv(out / "leaderboard.csv").set_index("label")
+    assert 0.3 <= csv.loc["trained-blur", "train s"] < 3  # counted once, not three times
+    assert pd.isna(csv.loc["gaussian-filter", "train s"])
+    assert "| train s" in (out / "leaderboard.md").read_text()
