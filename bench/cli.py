@@ -136,11 +136,12 @@ def run(ctx, suite, out, executor, workers, ray_address, device, rerun, retry_fa
 # ---------------------------------------------------------------------------------------------------- report
 @main.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md", show_default=True,
-              help="What to print.")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "html"]), default="md", show_default=True,
+              help="What to print (html: the path of report.html).")
 @click.option("--no-grids", is_flag=True, help="Do not redraw the image grids.")
 def report(run_dir, fmt, no_grids):
-    """Regenerate the leaderboard of RUN_DIR from its stored results (no method is re-run)."""
+    """Regenerate the leaderboard (Markdown, CSV, report.html) of RUN_DIR from its stored results (no method
+    is re-run)."""
     from texbench.reports.leaderboard import write_leaderboard
     from texbench.store import Store
 
@@ -154,7 +155,10 @@ def report(run_dir, fmt, no_grids):
 
             write_grids(store)
         md = write_leaderboard(store)
-    click.echo((md if fmt == "md" else md.with_suffix(".csv")).read_text())
+    if fmt == "html":
+        click.echo(str(md.with_name("report.html")))
+    else:
+        click.echo((md if fmt == "md" else md.with_suffix(".csv")).read_text())
 
 
 # ------------------------------------------------------------------------------------------------------ list

@@ -20,7 +20,16 @@ from typing import Any
 from texbench import columns as C
 from texbench.store import Store
 
-__all__ = ["ARTFID", "leaderboard_markdown", "leaderboard_tables", "mean_ci", "write_leaderboard"]
+__all__ = [
+    "ARTFID",
+    "display_table",
+    "leaderboard_markdown",
+    "leaderboard_tables",
+    "mean_ci",
+    "problems",
+    "report_header",
+    "write_leaderboard",
+]
 
 #: derived column of the style task: (1 + lpips-content) * (1 + fid-style)
 ARTFID = "artfid"
@@ -170,32 +179,84 @@ def _provenance(store: Store) -> list[str]:
     return sorted(seen)
 
 
-def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> str:
-    """The whole leaderboard as Markdown: header (suite, code, environment, weights) + one table per task."""
+def report_header(store: Store) -> dict[str, Any]:
+    """What every report states first: title, description, suite, code, environment, weights (each
+    provenance string once) and whether a random-init fallback was used."""
+    meta = store.meta()
+    env = meta.get("env", {})
+    prov = _provenance(store)
+    return {
+        "title": f"texbench leaderboard: {meta.get('suite', '?')}",
+        "description": meta.get("description") or "",
+        "suite": str(meta.get("suite_source", "?")),
+        "code": f"texbench {env.get('texbench', '?')}" + (f" (git {env['git']})" if env.get("git") else ""),
+        "environment": f"Python {env.get('python', '?')}, torch {env.get('torch', '?')}, "
+        f"device {env.get('device', '?')}" + (f" ({env['gpu']})" if env.get("gpu") else "")
+        + f", {env.get('torch_threads', '?')} torch threads, {env.get('platform', '?')}",
+        "weights": prov,
+        "random_init": any("random-init" in p for p in prov),
+        "values": "mean ± 95% CI (Student t) over images × seeds; set-level metrics over seeds; "
+        "↑ higher is better, ↓ lower is better",
+    }
+
+
+RANDOM_INIT_WARNING = ("WARNING: some scores use randomly initialised networks (offline fallback); they are not "
+                       "comparable with published numbers.")
+
+
+def display_table(df: Any) -> Any:
+    """The leaderboard table as shown: rank, ``mean ± ci`` strings with direction arrows, seconds, failures."""
     import pandas as pd
 
+    show = pd.DataFrame(index=df.index)
+    if C.RANK in df:
+        show[C.RANK] = [str(int(r)) if math.isfinite(r) else "—" for r in df[C.RANK]]
+    for col in df.attrs.get("columns", []):
+        d = df.attrs["directions"].get(col)
+        arrow = " ↑" if d else (" ↓" if d is False else "")
+        show[col + arrow] = [_fmt(m, h) for m, h in zip(df[col], df[f"{col} ci95"])]
+    show[C.MEDIAN_SECONDS] = [f"{s:.3g}" if math.isfinite(s) else "—" for s in df[C.MEDIAN_SECONDS]]
+    if C.TRAIN_SECONDS in df:
+        show[C.TRAIN_SECONDS] = [f"{s:.3g}" if isinstance(s, float) and math.isfinite(s) else "—"
+                                 for s in df[C.TRAIN_SECONDS]]
+    show[C.FAILED] = [f"{f}/{n}" for f, n in zip(df[C.FAILED], df[C.N])]
+    return show
+
+
+def problems(store: Store) -> dict[str, list[str]]:
+    """One-line messages: failed jobs, metric errors, skipped inputs (each list may be empty)."""
+    jobs = store.jobs_frame()
+    failed = jobs[jobs[C.STATUS] == C.STATUS_FAILED]
+    out: dict[str, list[str]] = {"Failures": [], "Metric errors": [], "Skipped inputs": []}
+    for _, r in failed.iterrows():
+        out["Failures"].append(f"{r[C.TASK]} / {r[C.LABEL]} / {r[C.ITEM]} / seed {r[C.SEED]}: {_oneline(r[C.ERROR])}")
+    errs = store.conn.execute(
+        "SELECT s.column, s.error, COUNT(*) FROM scores s JOIN jobs j ON j.job_key = s.job_key "
+        "WHERE s.error IS NOT NULL AND j.status = 'ok' GROUP BY s.column, s.error "
+        "UNION ALL SELECT column, error, COUNT(*) FROM group_scores WHERE error IS NOT NULL GROUP BY column, error"
+    ).fetchall()
+    out["Metric errors"] = [f"{col} ({n}×): {_oneline(err)}" for col, err, n in errs]
+    bad = store.bad_inputs_frame()
+    out["Skipped inputs"] = [f"{r['task']} / {r['dataset']} / {r['item']}: {_oneline(r['error'])}"
+                             for _, r in bad.iterrows()]
+    return out
+
+
+def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> str:
+    """The whole leaderboard as Markdown: header (suite, code, environment, weights) + one table per task."""
     from texbench.tasks import TASKS
 
     tables = leaderboard_tables(store) if tables is None else tables
-    meta = store.meta()
-    env = meta.get("env", {})
-    lines = [f"# texbench leaderboard: {meta.get('suite', '?')}", ""]
-    if meta.get("description"):
-        lines += [meta["description"], ""]
-    lines += [
-        f"- suite: `{meta.get('suite_source', '?')}`",
-        f"- code: texbench {env.get('texbench', '?')}" + (f" (git {env['git']})" if env.get("git") else ""),
-        f"- environment: Python {env.get('python', '?')}, torch {env.get('torch', '?')}, "
-        f"device {env.get('device', '?')}" + (f" ({env['gpu']})" if env.get("gpu") else "")
-        + f", {env.get('torch_threads', '?')} torch threads, {env.get('platform', '?')}",
-    ]
-    prov = _provenance(store)
-    lines.append("- weights: " + ("; ".join(f"`{p}`" for p in prov) if prov else "none (weight-free methods and metrics)"))
-    if any("random-init" in p for p in prov):
-        lines.append("- **WARNING: some scores use randomly initialised networks (offline fallback); they are not "
-                     "comparable with published numbers.**")
-    lines += ["- values: mean ± 95% CI (Student t) over images × seeds; set-level metrics over seeds; "
-              "↑ higher is better, ↓ lower is better", ""]
+    h = report_header(store)
+    lines = [f"# {h['title']}", ""]
+    if h["description"]:
+        lines += [h["description"], ""]
+    lines += [f"- suite: `{h['suite']}`", f"- code: {h['code']}", f"- environment: {h['environment']}"]
+    lines.append("- weights: " + ("; ".join(f"`{p}`" for p in h["weights"]) if h["weights"]
+                                  else "none (weight-free methods and metrics)"))
+    if h["random_init"]:
+        lines.append(f"- **{RANDOM_INIT_WARNING}**")
+    lines += [f"- values: {h['values']}", ""]
     jobs = store.jobs_frame()
     for task, df in tables.items():
         desc = TASKS[task].description if task in TASKS else ""
@@ -203,48 +264,28 @@ def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> 
         tj = jobs[jobs[C.TASK] == task]
         lines.append(f"dataset: {', '.join(sorted(set(tj[C.DATASET])))}; primary metric: {df.attrs.get('primary')}")
         lines.append("")
-        show = pd.DataFrame(index=df.index)
-        if C.RANK in df:
-            show[C.RANK] = [str(int(r)) if math.isfinite(r) else "—" for r in df[C.RANK]]
-        for col in df.attrs.get("columns", []):
-            d = df.attrs["directions"].get(col)
-            arrow = " ↑" if d else (" ↓" if d is False else "")
-            show[col + arrow] = [_fmt(m, h) for m, h in zip(df[col], df[f"{col} ci95"])]
-        show[C.MEDIAN_SECONDS] = [f"{s:.3g}" if math.isfinite(s) else "—" for s in df[C.MEDIAN_SECONDS]]
-        if C.TRAIN_SECONDS in df:
-            show[C.TRAIN_SECONDS] = [f"{s:.3g}" if isinstance(s, float) and math.isfinite(s) else "—"
-                                     for s in df[C.TRAIN_SECONDS]]
-        show[C.FAILED] = [f"{f}/{n}" for f, n in zip(df[C.FAILED], df[C.N])]
-        lines += [show.reset_index().to_markdown(index=False), ""]
+        lines += [display_table(df).reset_index().to_markdown(index=False), ""]
         grid = store.root / f"grid_{task}.png"
         if grid.is_file():
             lines += [f"![{task} examples]({grid.name})", ""]
-    failed = jobs[jobs[C.STATUS] == C.STATUS_FAILED]
-    if len(failed):
-        lines += ["## Failures", ""]
-        for _, r in failed.iterrows():
-            lines.append(f"- {r[C.TASK]} / {r[C.LABEL]} / {r[C.ITEM]} / seed {r[C.SEED]}: `{_oneline(r[C.ERROR])}`")
-        lines.append("")
-    errs = store.conn.execute(
-        "SELECT s.column, s.error, COUNT(*) FROM scores s JOIN jobs j ON j.job_key = s.job_key "
-        "WHERE s.error IS NOT NULL AND j.status = 'ok' GROUP BY s.column, s.error "
-        "UNION ALL SELECT column, error, COUNT(*) FROM group_scores WHERE error IS NOT NULL GROUP BY column, error"
-    ).fetchall()
-    if errs:
-        lines += ["## Metric errors", ""]
-        lines += [f"- {col} ({n}×): `{_oneline(err)}`" for col, err, n in errs]
-        lines.append("")
-    bad = store.bad_inputs_frame()
-    if len(bad):
-        lines += ["## Skipped inputs", ""]
-        lines += [f"- {r['task']} / {r['dataset']} / {r['item']}: {_oneline(r['error'])}" for _, r in bad.iterrows()]
-        lines.append("")
+    for title, items in problems(store).items():
+        if items:
+            # failures and metric errors quote their message as code; skipped inputs read as prose
+            if title == "Skipped inputs":
+                lines += [f"## {title}", "", *[f"- {m}" for m in items], ""]
+            else:
+                lines += [f"## {title}", "", *[_code_after_colon(m) for m in items], ""]
     return "\n".join(lines)
 
 
+def _code_after_colon(message: str) -> str:
+    head, _, tail = message.partition(": ")
+    return f"- {head}: `{tail}`"
+
+
 def write_leaderboard(store: Store, out_dir: str | Path | None = None) -> Path:
-    """Write ``leaderboard.md`` and ``leaderboard.csv`` (long format: one row per task × method) and
-    return the Markdown path."""
+    """Write ``leaderboard.md``, ``leaderboard.csv`` (long format: one row per task × method) and
+    ``report.html`` (tables + every item's outputs), and return the Markdown path."""
     import pandas as pd
 
     from texbench.imageio import atomic_write_bytes
@@ -260,4 +301,12 @@ def write_leaderboard(store: Store, out_dir: str | Path | None = None) -> Path:
     csv = pd.concat(frames, ignore_index=True).to_csv(index=False) if frames else ""
     atomic_write_bytes(out / "leaderboard.md", md.encode())
     atomic_write_bytes(out / "leaderboard.csv", csv.encode())
+    try:  # the browsable report comes last: a failure there never costs the tables
+        from texbench.reports.html import write_html
+
+        write_html(store, tables, out)
+    except Exception as exc:  # noqa: BLE001
+        import sys
+
+        print(f"warning: report.html not written: {exc}", file=sys.stderr)
     return out / "leaderboard.md"

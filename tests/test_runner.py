@@ -218,3 +218,43 @@ def test_training_time_is_reported_once_apart_from_inference(tmp_path):
     assert 0.3 <= csv.loc["trained-blur", "train s"] < 3  # counted once, not three times
     assert pd.isna(csv.loc["gaussian-filter", "train s"])
     assert "| train s" in (out / "leaderboard.md").read_text()
+
+
+def test_html_report_links_every_output_and_escapes(tmp_path):
+    import html.parser
+
+    load_plugin_file(PLUGINS)
+    suite = load_suite(str(_suite(tmp_path, '{ name = "gaussian-filter" }, { name = "raiser" }, '
+                                            '{ name = "copy-input", label = "<b>copy</b>" }')))
+    out = tmp_path / "run"
+    run_suite(suite, out, progress=False, plugin_files=[PLUGINS])
+    page = (out / "report.html").read_text()
+
+    class Links(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.imgs, self.rows = [], 0
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                self.imgs.append(dict(attrs)["src"])
+            if tag == "tr":
+                self.rows += 1
+
+    p = Links()
+    p.feed(page)
+    with Store(out) as st:
+        jobs = st.jobs_frame()
+    ok = jobs[jobs["status"] == "ok"]
+    # every item shows its inputs and each successful method's output; all links resolve in the run dir
+    assert set(ok["output"]) <= set(p.imgs)
+    assert all((out / src).is_file() for src in p.imgs)
+    assert p.rows == 1 + 3  # header + three methods
+    assert "&lt;b&gt;copy&lt;/b&gt;" in page and "<b>copy</b>" not in page
+    assert "deliberate failure" in page  # the failure is listed
+    assert 'class="best"' in page
+    # regenerated from the store alone, identically
+    before = page
+    res = CliRunner().invoke(main, ["report", str(out), "--format", "html"])
+    assert res.exit_code == 0 and res.output.strip().endswith("report.html")
+    assert (out / "report.html").read_text() == before
