@@ -56,9 +56,13 @@ def test_score_fid_and_kid_on_folders(tmp_path, monkeypatch, texbench_home):
     assert abs(self_fid) < 1e-6
 
 
-def test_dip_set5_comparison_is_one_command(shared_data):
+def test_dip_set5_comparison_is_one_command(shared_data, tmp_path, monkeypatch):
+    from texbench.datasets.standard import fetch_set
+
+    monkeypatch.setenv("TEXBENCH_DATASETS", str(tmp_path / "ds"))
+    fetch_set("set5", from_dir=shared_data / "set5", progress=False)
     suite = load_suite("dip-sr-set5")
-    jobs = expand(suite, data_root=shared_data.parent)
+    jobs = expand(suite)
     assert {j.method.name for j in jobs} == {"bicubic", "lanczos", "dip"}
     assert len({j.item for j in jobs}) == 5
     assert all(j.example.input.image.shape[-1] * 4 == j.example.references["clean"].shape[-1] for j in jobs)
