@@ -103,20 +103,22 @@ def run_suite(
     if suite.allow_random_init:
         os.environ["TEXBENCH_ALLOW_RANDOM_WEIGHTS"] = "1"
     out = Path(out)
+    bad: list[tuple[str, str, str, str]] = []
+
+    def on_bad(task, dataset, item, message):
+        bad.append((task, dataset, item, message))
+        print(f"skipping bad input: {message}", file=sys.stderr)
+
+    # the datasets are read before the run directory exists: a missing set or device creates nothing
+    jobs = expand(suite, data_root=Path(data_root) if data_root else None, on_bad_input=on_bad)
+    device = str(resolve_device(suite.device))
     store = Store(out)
     try:
-        device = str(resolve_device(suite.device))
         env = environment(device)
         store.set_meta({"suite": suite.name, "suite_source": suite.source, "suite_text": suite.text,
                         "description": suite.description, "env": env})
-        bad: list[tuple[str, str, str, str]] = []
-
-        def on_bad(task, dataset, item, message):
-            bad.append((task, dataset, item, message))
-            store.record_bad_input(task, dataset, item, message)
-            print(f"skipping bad input: {message}", file=sys.stderr)
-
-        jobs = expand(suite, data_root=Path(data_root) if data_root else None, on_bad_input=on_bad)
+        for b in bad:
+            store.record_bad_input(*b)
         _save_inputs(store, jobs)
         status = store.job_status()
         todo = []

@@ -75,3 +75,9 @@ def test_download_is_verified_and_atomic(ds_home, tmp_path, monkeypatch):
     msg = str(err.value)
     assert "2 of 3 files" in msg and "b.png" in msg and "c.png" in msg and "--from DIR" in msg
     assert [p.name for p in (ds_home / "toy").iterdir()] == ["a.png"]  # nothing half-written
+
+
+def test_run_with_a_missing_set_creates_nothing(ds_home, tmp_path):
+    res = CliRunner().invoke(main, ["run", "--suite", "dip-denoise", "--out", str(tmp_path / "run"), "--quiet"])
+    assert res.exit_code != 0 and "texbench datasets fetch kodak24" in res.output
+    assert not (tmp_path / "run").exists()
