@@ -130,7 +130,7 @@ def run(ctx, suite, out, executor, workers, ray_address, device, rerun, retry_fa
                f"{summary.bad_inputs} bad inputs skipped.")
     click.echo(f"Results: {summary.out / 'results.sqlite'}")
     if summary.leaderboard:
-        click.echo(f"Leaderboard: {summary.leaderboard} (and leaderboard.csv, grid_<task>.png)")
+        click.echo(f"Leaderboard: {summary.leaderboard} (and leaderboard.csv, report.html, grid_<task>.png)")
 
 
 # ---------------------------------------------------------------------------------------------------- report
