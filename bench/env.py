@@ -8,7 +8,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["environment", "resolve_device"]
+__all__ = ["environment", "resolve_device", "texbench_home"]
+
+
+def texbench_home() -> Path:
+    """``$TEXBENCH_HOME`` (default ``~/.cache/texbench``): weights, trained networks, datasets, feature caches."""
+    return Path(os.environ.get("TEXBENCH_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "texbench"))
 
 
 def resolve_device(name: str):

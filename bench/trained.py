@@ -34,8 +34,9 @@ def trained_dir() -> Path:
     """``$TEXBENCH_TRAINED``, else ``$TEXBENCH_HOME/trained`` (default ``~/.cache/texbench/trained``)."""
     if os.environ.get("TEXBENCH_TRAINED"):
         return Path(os.environ["TEXBENCH_TRAINED"])
-    home = os.environ.get("TEXBENCH_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "texbench")
-    return Path(home) / "trained"
+    from texbench.env import texbench_home
+
+    return texbench_home() / "trained"
 
 
 def training_key(fields: Mapping[str, Any]) -> str:

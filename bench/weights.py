@@ -143,8 +143,9 @@ def all_specs() -> dict[str, WeightSpec]:
 
 def cache_dir() -> Path:
     """``$TEXBENCH_HOME/weights`` (default ``~/.cache/texbench/weights``)."""
-    home = os.environ.get("TEXBENCH_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "texbench")
-    return Path(home) / "weights"
+    from texbench.env import texbench_home
+
+    return texbench_home() / "weights"
 
 
 def _torch_hub_dir() -> Path:

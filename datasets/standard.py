@@ -13,7 +13,6 @@ message says which command fetches it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 import tempfile
@@ -59,16 +58,15 @@ def dataset_dir(name: str) -> Path:
     """Where set ``name`` lives: ``$TEXBENCH_DATASETS/name``, else ``$TEXBENCH_HOME/datasets/name``."""
     if os.environ.get("TEXBENCH_DATASETS"):
         return Path(os.environ["TEXBENCH_DATASETS"]) / name
-    home = os.environ.get("TEXBENCH_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "texbench")
-    return Path(home) / "datasets" / name
+    from texbench.env import texbench_home
+
+    return texbench_home() / "datasets" / name
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from texbench.weights import sha256_file
+
+    return sha256_file(path)
 
 
 def _get(name: str) -> StandardSet:

@@ -36,8 +36,9 @@ __all__ = ["FeatureCache", "default_cache", "features_dir", "image_key"]
 
 def features_dir() -> Path:
     """``$TEXBENCH_HOME/features`` (default ``~/.cache/texbench/features``)."""
-    home = os.environ.get("TEXBENCH_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "texbench")
-    return Path(home) / "features"
+    from texbench.env import texbench_home
+
+    return texbench_home() / "features"
 
 
 def image_key(image: torch.Tensor) -> str:
