@@ -187,7 +187,7 @@ def _load_vgg16(features: nn.Sequential) -> str:
         for m in features.modules():
             if isinstance(m, nn.Conv2d):
                 m.reset_parameters()
-    return warn_random_init(specs[0], _VGG_RANDOM_SEED)
+    return warn_random_init(lw.VGG16_TORCHVISION, _VGG_RANDOM_SEED)
 
 
 @functools.lru_cache(maxsize=4)
@@ -623,8 +623,8 @@ class _Trained(Synthesizer):
         fields = self._fields(vgg, images, key_extra)
         memo = (repr(sorted(fields.items(), key=lambda kv: kv[0])), str(device))
         if memo in self._nets:
+            # train_cache_hit stays what it was when this process got the weights (trained or loaded)
             net, self._provenance, self._last = self._nets[memo]
-            self._last = {**self._last, "train_cache_hit": True}
             return net
 
         def train() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
