@@ -20,6 +20,7 @@ __all__ = [
     "BuiltinClean",
     "BuiltinContent",
     "BuiltinStyles",
+    "BuiltinTrain",
     "BuiltinTextures",
     "FolderDataset",
     "procedural_texture",
@@ -34,6 +35,10 @@ _SKIMAGE_LICENSES = {
     "grass": "CC0 (linolafett, DeviantArt)",
     "gravel": "CC0 (CC0Textures, Gravel04)",
     "hubble_deep_field": "public domain (NASA)",
+    "camera": "CC0 (Lav Varshney)",
+    "coins": "no known copyright restrictions (Brooklyn Museum)",
+    "immunohistochemistry": "no known copyright restrictions (CMMI)",
+    "retina": "CC0 (Mikael Häggström, Wikimedia Commons)",
 }
 
 
@@ -190,6 +195,22 @@ class BuiltinClean(Dataset):
 
     def items(self) -> list[DatasetItem]:
         return [_item_skimage(n) for n in ("astronaut", "chelsea", "coffee", "rocket")]
+
+
+class BuiltinTrain(Dataset):
+    """Training images for methods that learn (Johnson et al.'s transformation networks), offline.
+
+    Disjoint from every image the built-in test sets use (builtin-content, builtin-clean,
+    builtin-textures, builtin-styles), so a network is never trained on the image it is tested on.
+    """
+
+    name = "builtin-train"
+    description = "4 training photos disjoint from the test sets: camera, coins, immunohistochemistry, retina"
+    roles = ("train",)
+    license = "CC0 / no known copyright restrictions"
+
+    def items(self) -> list[DatasetItem]:
+        return [_item_skimage(n) for n in ("camera", "coins", "immunohistochemistry", "retina")]
 
 
 class FolderDataset(Dataset):
