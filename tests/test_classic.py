@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -84,3 +85,24 @@ def test_reinhard_matches_lab_moments():
     torch.testing.assert_close(lo.mean(dim=(1, 2)), ls.mean(dim=(1, 2)), atol=0.02, rtol=0)
     with pytest.raises(ValueError, match="strength"):
         ReinhardColorTransfer.from_config(overrides={"strength": 2})
+
+
+def test_noise_estimate_reads_the_noise_level():
+    import skimage.data
+
+    from texbench.synthesizers.classic import estimate_noise_sigma
+
+    clean = torch.from_numpy(skimage.data.astronaut()[:256, :256].astype(np.float64) / 255).permute(2, 0, 1)
+    g = torch.Generator().manual_seed(0)
+    for sigma in (5, 15, 25, 50):
+        noisy = clean + torch.randn(clean.shape, generator=g, dtype=torch.float64) * sigma / 255
+        est = estimate_noise_sigma(noisy) * 255
+        assert abs(est - sigma) < 0.08 * sigma + 1.0, (sigma, est)
+    pywt = pytest.importorskip("pywt")  # noqa: F841 - scikit-image's estimator needs PyWavelets
+    from skimage.restoration import estimate_sigma
+
+    noisy = clean + torch.randn(clean.shape, generator=g, dtype=torch.float64) * 25 / 255
+    ref = float(np.mean(estimate_sigma(noisy.permute(1, 2, 0).numpy(), channel_axis=-1)))
+    assert abs(estimate_noise_sigma(noisy) - ref) < 0.05 * ref
+    with pytest.raises(ValueError, match="H, W >= 2"):
+        estimate_noise_sigma(torch.zeros(3, 1, 5))

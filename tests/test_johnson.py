@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from conftest import require_weights
+from torch import nn
 
 from texbench.synthesizers import johnson as J
 from texbench.tasks import get_task
