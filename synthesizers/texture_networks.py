@@ -225,7 +225,8 @@ class MultiScaleGenerator(nn.Module):
         self.norm_coarse = nn.ModuleList(nn.BatchNorm2d(channels * k) for k in range(1, scales))
         self.norm_fine = nn.ModuleList(nn.BatchNorm2d(channels) for _ in range(1, scales))
         self.joins = nn.ModuleList(
-            _conv_block(channels * (k + 1), channels * (k + 1), padding, leaky_slope) for k in range(1, scales)
+            _conv_block(channels * (k + 1), channels * (k + 1), padding, leaky_slope)
+            for k in range(1, scales)
         )
         self.to_rgb = nn.Conv2d(channels * scales, 3, 1)
 
@@ -308,12 +309,15 @@ def train_texture_network(
     layers = tuple(p.style_layers)
 
     def loss_of(images: torch.Tensor) -> torch.Tensor:
-        return texture_loss(images, targets, net, layers=layers, gram_norm=p.gram_norm,
-                            layer_weights=p.layer_weights)
+        return texture_loss(
+            images, targets, net, layers=layers, gram_norm=p.gram_norm, layer_weights=p.layer_weights
+        )
 
     def draw() -> list[torch.Tensor]:
-        return [z.to(device) for z in noise_pyramid(size, p.scales, p.noise_channels, batch=p.batch_size,
-                                                    generator=rng)]
+        return [
+            z.to(device)
+            for z in noise_pyramid(size, p.scales, p.noise_channels, batch=p.batch_size, generator=rng)
+        ]
 
     with torch.inference_mode(False), torch.enable_grad():
         with torch.no_grad():
@@ -334,7 +338,9 @@ def train_texture_network(
             opt.step()
             curve.append(float(loss.detach()))
             if not math.isfinite(curve[-1]):
-                raise RuntimeError(f"texture-networks: training diverged at iteration {it} (loss {curve[-1]})")
+                raise RuntimeError(
+                    f"texture-networks: training diverged at iteration {it} (loss {curve[-1]})"
+                )
             if it >= p.lr_decay_start and it % p.lr_decay_every == 0:
                 for group in opt.param_groups:
                     group["lr"] *= p.lr_decay
@@ -380,17 +386,32 @@ class TextureNetworks(Synthesizer):
     """
 
     name = "texture-networks"
-    description = "Ulyanov et al.: a multi-scale feed-forward generator trained per texture (VGG-19 Gram loss)"
+    description = (
+        "Ulyanov et al.: a multi-scale feed-forward generator trained per texture (VGG-19 Gram loss)"
+    )
     tasks = ("texture",)
     version = "1"
     references = "Ulyanov, Lebedev, Vedaldi & Lempitsky, ICML 2016 (arXiv:1603.03417)"
     Params = TextureNetworksParams
     presets = {
-        "tiny": {"scales": 3, "channels": 4, "train_size": 32, "batch_size": 2, "iterations": 20,
-                 "lr_decay_start": 10, "lr_decay_every": 5, "calibration_batches": 2,
-                 "style_layers": ("relu1_1", "relu2_1", "relu3_1")},
-        "fast": {"train_size": 128, "batch_size": 4, "iterations": 500, "lr_decay_start": 250,
-                 "lr_decay_every": 50},
+        "tiny": {
+            "scales": 3,
+            "channels": 4,
+            "train_size": 32,
+            "batch_size": 2,
+            "iterations": 20,
+            "lr_decay_start": 10,
+            "lr_decay_every": 5,
+            "calibration_batches": 2,
+            "style_layers": ("relu1_1", "relu2_1", "relu3_1"),
+        },
+        "fast": {
+            "train_size": 128,
+            "batch_size": 4,
+            "iterations": 500,
+            "lr_decay_start": 250,
+            "lr_decay_every": 50,
+        },
     }
 
     def __init__(self, params: Any = None) -> None:
@@ -405,8 +426,9 @@ class TextureNetworks(Synthesizer):
             p: TextureNetworksParams = self.params
             layers = tuple(n for n in LAYER_NAMES if n in p.style_layers)
             # random-init fallback seeded by train_seed: the loss, hence the generator, depends on it
-            net = VGG19Features(layers, weights=p.weights, pooling=p.pooling, padding=p.vgg_padding,
-                                random_seed=p.train_seed)
+            net = VGG19Features(
+                layers, weights=p.weights, pooling=p.pooling, padding=p.vgg_padding, random_seed=p.train_seed
+            )
             self._nets[key] = net.to(device)
         return self._nets[key]
 
@@ -420,8 +442,14 @@ class TextureNetworks(Synthesizer):
             raise ValueError("texture task needs task_input.image (the exemplar)")
         if not isinstance(ex, torch.Tensor) or ex.ndim != 3 or ex.shape[0] != 3:
             raise ValueError(f"task_input.image must be a (3, H, W) tensor, got {getattr(ex, 'shape', ex)}")
-        fields = {"method": self.name, "version": self.version, "params": self.params_dict(),
-                  "exemplar": image_hash(ex), "vgg19": vgg_provenance, "train_seed": self.params.train_seed}
+        fields = {
+            "method": self.name,
+            "version": self.version,
+            "params": self.params_dict(),
+            "exemplar": image_hash(ex),
+            "vgg19": vgg_provenance,
+            "train_seed": self.params.train_seed,
+        }
         return fields, ex
 
     def prepare(self, task_input: Any, *, seed: int, device: torch.device) -> None:
@@ -445,9 +473,15 @@ class TextureNetworks(Synthesizer):
         self._provenance = {"vgg19": net.provenance, "generator": trained.provenance()}
         info = trained.record["info"]
         its, curve = _subsample(info["loss_curve"])
-        self.record(trained_cached=trained.cached, train_seconds=trained.record["train_seconds"],
-                    train_loss_start=info["loss_start"], train_loss_end=info["loss_end"],
-                    loss_curve=curve, loss_curve_iterations=its, trained_key=trained.key)
+        self.record(
+            trained_cached=trained.cached,
+            train_seconds=trained.record["train_seconds"],
+            train_loss_start=info["loss_start"],
+            train_loss_end=info["loss_end"],
+            loss_curve=curve,
+            loss_curve_iterations=its,
+            trained_key=trained.key,
+        )
 
     def generator(self, task_input: Any, *, device: torch.device) -> MultiScaleGenerator:
         """The trained generator for ``task_input`` on ``device`` (training or loading it if needed)."""
@@ -465,8 +499,13 @@ class TextureNetworks(Synthesizer):
         device = torch.device(device)
         p: TextureNetworksParams = self.params
         gen = self.generator(task_input, device=device)
-        noise = noise_pyramid(tuple(task_input.size), p.scales, p.noise_channels, batch=1,
-                              generator=torch.Generator().manual_seed(seed))
+        noise = noise_pyramid(
+            tuple(task_input.size),
+            p.scales,
+            p.noise_channels,
+            batch=1,
+            generator=torch.Generator().manual_seed(seed),
+        )
         with torch.no_grad():
             out = gen([z.to(device) for z in noise])
         return out[0].clamp(0, 1).float()
