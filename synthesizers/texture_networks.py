@@ -81,6 +81,7 @@ __all__ = [
 
 Padding = Literal["circular", "zeros", "reflect"]
 _CURVE_POINTS = 101  # loss-curve points kept in a job's record
+_MEAN_RGB_255 = (123.68, 116.779, 103.939)  # Caffe's ImageNet mean pixel, RGB order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +95,10 @@ class TextureNetworksParams:
         padding: padding of the generator's convolutions: ``"circular"`` (the paper), ``"zeros"`` or
             ``"reflect"``.
         leaky_slope: negative slope of the LeakyReLUs (0 gives the ReLU of the authors' code).
+        output_scale: the RGB layer's output is divided by this and the ImageNet mean pixel is added:
+            255 reproduces the authors' generator, which emitted Caffe's input (0-255 scale, mean
+            subtracted), the scale their learning rate 0.1 was tuned for (on the [0, 1] scale, Adam at
+            0.1 collapses the samples to a flat dark image; measured here).
         train_size: side of the square samples trained on (the output size is the task's).
         batch_size: noise samples per training iteration.
         iterations: Adam steps.
@@ -114,6 +119,7 @@ class TextureNetworksParams:
     noise_channels: int = 3
     padding: Padding = "circular"
     leaky_slope: float = 0.01
+    output_scale: float = 255.0
     train_size: int = 256
     batch_size: int = 16
     iterations: int = 2000
@@ -146,6 +152,8 @@ class TextureNetworksParams:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if not self.output_scale > 0:
+            raise ValueError(f"output_scale must be > 0, got {self.output_scale}")
         if not self.leaky_slope >= 0:
             raise ValueError(f"leaky_slope must be >= 0, got {self.leaky_slope}")
         if not self.style_layers:
@@ -200,6 +208,8 @@ class MultiScaleGenerator(nn.Module):
         noise_channels: channels of each noise tensor.
         padding: convolution padding mode.
         leaky_slope: LeakyReLU slope.
+        output_scale: the 1×1 RGB layer works on Caffe's scale: ``image = to_rgb(h) / output_scale + mean``
+            (see :class:`TextureNetworksParams`).
 
     Input: a list of K noise tensors ``(N, noise_channels, h_k, w_k)``, coarsest first, sizes from
     :func:`scale_sizes`. Output: ``(N, 3, H, W)`` (linear; about [0, 1] once trained).
@@ -215,6 +225,7 @@ class MultiScaleGenerator(nn.Module):
         noise_channels: int = 3,
         padding: Padding = "circular",
         leaky_slope: float = 0.01,
+        output_scale: float = 255.0,
     ) -> None:
         super().__init__()
         self.scales, self.noise_channels = scales, noise_channels
@@ -229,6 +240,9 @@ class MultiScaleGenerator(nn.Module):
             for k in range(1, scales)
         )
         self.to_rgb = nn.Conv2d(channels * scales, 3, 1)
+        self.output_scale = output_scale
+        # the ImageNet mean pixel (RGB) the authors' Caffe-space output was relative to
+        self.register_buffer("mean", torch.tensor(_MEAN_RGB_255).view(1, 3, 1, 1) / 255.0, persistent=False)
 
     def forward(self, noise: Sequence[torch.Tensor]) -> torch.Tensor:
         if len(noise) != self.scales:
@@ -238,14 +252,16 @@ class MultiScaleGenerator(nn.Module):
             fine = self.branches[k](noise[k])
             up = F.interpolate(h, scale_factor=2, mode="nearest")[..., : fine.shape[-2], : fine.shape[-1]]
             h = self.joins[k - 1](torch.cat([self.norm_coarse[k - 1](up), self.norm_fine[k - 1](fine)], 1))
-        return self.to_rgb(h)
+        return self.to_rgb(h) / self.output_scale + self.mean
 
 
 def build_generator(p: TextureNetworksParams) -> MultiScaleGenerator:
     """The untrained generator of ``p``, initialised (torch's defaults) from ``p.train_seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(p.train_seed)
-        return MultiScaleGenerator(p.scales, p.channels, p.noise_channels, p.padding, p.leaky_slope)
+        return MultiScaleGenerator(
+            p.scales, p.channels, p.noise_channels, p.padding, p.leaky_slope, p.output_scale
+        )
 
 
 # ------------------------------------------------------------------------------------------------- loss
@@ -394,13 +410,15 @@ class TextureNetworks(Synthesizer):
     references = "Ulyanov, Lebedev, Vedaldi & Lempitsky, ICML 2016 (arXiv:1603.03417)"
     Params = TextureNetworksParams
     presets = {
+        # tests: seconds on a CPU; a larger step makes up for the 30 iterations
         "tiny": {
             "scales": 3,
-            "channels": 4,
+            "channels": 8,
             "train_size": 32,
             "batch_size": 2,
-            "iterations": 20,
-            "lr_decay_start": 10,
+            "iterations": 30,
+            "lr": 0.3,
+            "lr_decay_start": 15,
             "lr_decay_every": 5,
             "calibration_batches": 2,
             "style_layers": ("relu1_1", "relu2_1", "relu3_1"),

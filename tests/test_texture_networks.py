@@ -3,6 +3,7 @@ Gram loss (random-init VGG always; the real normalised VGG-19 when it is cached)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -88,6 +89,19 @@ def test_circular_padding_makes_tileable_generators():
     with torch.no_grad():
         a, b = gen(z), gen(shifted)
     torch.testing.assert_close(torch.roll(a, shifts=4, dims=-2), b, rtol=1e-5, atol=1e-5)
+
+
+def test_output_scale_puts_the_untrained_output_at_the_mean_pixel():
+    # output_scale=255: the RGB layer works on Caffe's 0-255 scale around the ImageNet mean, as the
+    # authors' generator did; on the [0, 1] scale (output_scale=1) the same weights spread 255x wider
+    z = noise_pyramid((16, 16), 3, 3, batch=2, generator=torch.Generator().manual_seed(3))
+    mean = torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1) / 255
+    p = TextureNetworksParams(scales=3, train_size=16)
+    with torch.no_grad():
+        caffe = build_generator(p).train()(z) - mean
+        unit = build_generator(dataclasses.replace(p, output_scale=1.0)).train()(z) - mean
+    torch.testing.assert_close(unit, caffe * 255, rtol=1e-4, atol=1e-4)
+    assert caffe.abs().max() < 0.05 < unit.abs().max()
 
 
 def test_params_are_checked():
