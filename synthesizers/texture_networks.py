@@ -5,32 +5,47 @@ VGG-19 Gram matrices (the loss of Gatys et al., the same normalised VGG-19, laye
 :mod:`texbench.synthesizers.gatys`); a new texture is then one forward pass from fresh noise, at any size
 (the generator is fully convolutional, so it samples larger textures than it was trained on).
 
-Generator (paper Fig. 2 and Sec. 3.2; channel counts from the authors' ``models/pyramid.lua``):
+Where each fact comes from: the paper's text where it was checked, otherwise a copy of the authors'
+Torch code (read at github.com/vicident/texture_nets, a fork of DmitryUlyanov/texture_nets:
+``models/pyramid.lua``, ``texture_train.lua``). The paper's text itself could not be opened from here,
+so the figures marked "paper" are as stated in the task brief and its abstract-level descriptions.
 
-* K noise tensors ``z_1 … z_K`` of ``noise_channels`` channels, uniform in [0, 1), at the output size and
-  at sizes halved K − 1 times (rounded up, so any output size works);
-* each noise tensor goes through a convolution block: 3×3, 3×3, 1×1 convolutions of ``channels`` filters,
-  each followed by batch normalisation and a LeakyReLU;
+Generator:
+
+* K noise tensors ``z_1 … z_K`` of ``noise_channels`` channels, uniform in [0, 1) (the code's
+  ``NoiseFill`` on 3 channels), at the output size and at sizes halved K − 1 times (rounded up, so any
+  output size works);
+* each noise tensor goes through a convolution block: 3×3, 3×3, 1×1 convolutions of ``channels`` = 8
+  filters (the code's ``conv_num``), each followed by batch normalisation and a LeakyReLU;
 * from the coarsest scale up, the running tensor is up-sampled ×2 (nearest neighbour, cropped to the finer
-  size), both it and the finer branch are batch-normalised, they are joined by channel concatenation and a
-  convolution block of the joined width mixes them, so the width grows ``channels·k`` after the k-th join
-  (8, 16, …, 40 for K = 5: the paper's "from a minimum of 8 to a maximum of 40" and ≈ 65 K parameters);
+  size), both it and the finer branch are batch-normalised (the code's "batch norm before merging"),
+  joined by channel concatenation, and a 3×3, 3×3, 1×1 block of the joined width mixes them, so the width
+  is ``channels·k`` after the k-th join;
 * a final 1×1 convolution maps the full-resolution tensor to RGB.
 
-Convolutions pad circularly (the paper: "circular convolution to remove boundary effects").
+K = 5 by default: with it the widths run from 8 to 40 and the network has 72 K parameters (batch-norm
+included), matching the paper's description ("from a minimum of 8 to a maximum of 40", "about 65 K
+parameters"); the code's ``pyramid.lua`` uses 6 scales (widths up to 48, 117 K parameters):
+``scales=6`` gives it. Convolutions pad circularly (the paper's circular convolutions; the code's
+``-circ`` option, off by default there).
 
-Training (paper Sec. 4; iteration schedule from the authors' ``texture_train.lua``): Adam with learning
-rate 0.1, batches of 16 noise samples at 256×256, 2000 iterations, the learning rate multiplied by 0.7
-every 200 iterations from iteration 1000 on. The loss per sample is :func:`~texbench.synthesizers.features.style_loss`
-against the exemplar's Gram matrices (the exemplar at its own size), averaged over the batch.
+Training: Adam with learning rate 0.1, batches of 16 noise samples at 256×256 (the code's defaults),
+2000 iterations (the code's default is 1000 and its README trains 1500), the learning rate multiplied by
+0.7 every 200 iterations from iteration 1000 on (the code's schedule). The loss per sample is
+:func:`~texbench.synthesizers.features.style_loss` against the exemplar's Gram matrices (the exemplar at
+its own size, layers ``relu1_1 … relu5_1``), averaged over the batch.
 
 Departures, written down:
 
-* outputs are RGB in [0, 1] for the [0, 1]-input VGG-19 of texbench, and the linear 1×1 output is clipped
-  to [0, 1] when sampling (the authors' code works in Caffe's mean-subtracted space and clips when it
-  de-processes: the same thing);
+* texbench's VGG-19 takes RGB in [0, 1], the authors' Caffe VGG took BGR × 255 minus the mean pixel. The
+  generator keeps the authors' output scale: its 1×1 RGB layer emits the 0-255 mean-subtracted scale and
+  a fixed step maps that to [0, 1] (``image = rgb / output_scale + mean / 255``, ``output_scale`` = 255).
+  This matters: Adam's learning rate 0.1 is tuned for that scale; with the RGB layer on the [0, 1] scale
+  (``output_scale=1``) the pebbles exemplar collapsed to a flat dark image (Gram loss 6.5 after 200
+  iterations at 64 px, batch 4; 0.47 after 80 iterations with ``output_scale=255``). Samples are clipped
+  to [0, 1], as the authors' code clipped when it de-processed;
 * the authors' code used ReLU in its blocks, the paper's figure LeakyReLU; LeakyReLU (slope 0.01,
-  Torch's default) is used and the slope is a parameter;
+  Torch's default) is used and the slope is a parameter (0 gives ReLU);
 * after training, the batch-norm running statistics are recomputed exactly (cumulative average over
   ``calibration_batches`` batches of fresh noise with the final weights) and sampling uses them (eval
   mode), so a sample does not depend on the batch it is drawn in and one image is one forward pass.
