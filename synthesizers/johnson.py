@@ -634,7 +634,7 @@ class _Trained(Synthesizer):
         fields = self._fields(vgg, images, key_extra)
         memo = (repr(sorted(fields.items(), key=lambda kv: kv[0])), str(device))
         if memo in self._nets:
-            # train_cache_hit stays what it was when this process got the weights (trained or loaded)
+            # train_cached stays what it was when this process got the weights (trained or loaded)
             net, self._provenance, self._last = self._nets[memo]
             return net
 
@@ -651,8 +651,10 @@ class _Trained(Synthesizer):
         info = trained.record.get("info", {})
         self._provenance = {"vgg16": vgg.provenance, "trained": trained.provenance()}
         self._last = {
-            "train_cache_hit": trained.cached,
-            "train_seconds": trained.record.get("train_seconds"),
+            # the keys of Synthesizer.record_training: the leaderboard's "train s" counts each training once
+            "train_key": trained.key,
+            "train_cached": trained.cached,
+            "train_seconds": float(trained.record.get("train_seconds", 0.0)),
             "train_final_loss": info.get("final_loss"),
             "train_final_terms": info.get("final_terms"),
             "train_loss_curve": info.get("loss_curve"),

@@ -407,10 +407,10 @@ class TextureNetworks(Synthesizer):
     :mod:`texbench.trained`); ``run`` calls ``prepare`` itself when needed, then draws noise seeded by the
     job seed at ``task_input.size`` and returns one sample.
 
-    Diagnostics recorded per job: ``trained_cached`` (whether the generator came from the cache),
+    Diagnostics recorded per job: ``train_cached`` (whether the generator came from the cache),
     ``train_seconds`` (of the training that produced it), ``train_loss_start`` / ``train_loss_end``
     (Gram loss on a held-out noise batch before and after training), ``loss_curve`` and
-    ``loss_curve_iterations`` (the training curve, subsampled), ``trained_key``.
+    ``loss_curve_iterations`` (the training curve, subsampled), ``train_key``.
 
     References:
         Ulyanov, Lebedev, Vedaldi & Lempitsky, ICML 2016 (arXiv:1603.03417).
@@ -506,14 +506,12 @@ class TextureNetworks(Synthesizer):
         self._provenance = {"vgg19": net.provenance, "generator": trained.provenance()}
         info = trained.record["info"]
         its, curve = _subsample(info["loss_curve"])
+        self.record_training(trained)  # train_key, train_seconds, train_cached: the leaderboard's "train s"
         self.record(
-            trained_cached=trained.cached,
-            train_seconds=trained.record["train_seconds"],
             train_loss_start=info["loss_start"],
             train_loss_end=info["loss_end"],
             loss_curve=curve,
             loss_curve_iterations=its,
-            trained_key=trained.key,
         )
 
     def generator(self, task_input: Any, *, device: torch.device) -> MultiScaleGenerator:

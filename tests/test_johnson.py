@@ -134,7 +134,7 @@ def test_style_cache_hit_and_new_style_trains_anew(random_vgg):
     m1.prepare(inp_a, seed=0, device=CPU)
     a = m1.run(inp_a, seed=0, device=CPU)
     info = m1.pop_info()
-    assert info["train_cache_hit"] is False and info["train_seconds"] > 0
+    assert info["train_cached"] is False and info["train_seconds"] > 0
     assert len(info["train_loss_curve"]) == 2 and info["inference_seconds"] > 0
     assert a.shape == (3, 40, 48) and 0 <= a.min() and a.max() <= 1
     prov = m1.provenance()
@@ -142,13 +142,13 @@ def test_style_cache_hit_and_new_style_trains_anew(random_vgg):
 
     m2 = J.JohnsonStyle.from_config("tiny", {"iterations": 2})
     b = m2.run(inp_a, seed=7, device=CPU)  # run() prepares by itself; the job seed does not enter
-    assert m2.pop_info()["train_cache_hit"] is True
+    assert m2.pop_info()["train_cached"] is True
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert m2.provenance() == prov
 
     inp_b = _style_input(content, _photo("chelsea", (0, 0, 64, 64)))
     c = m2.run(inp_b, seed=0, device=CPU)
-    assert m2.pop_info()["train_cache_hit"] is False
+    assert m2.pop_info()["train_cached"] is False
     assert m2.provenance()["trained"] != prov["trained"]
     assert not torch.equal(a, c)
 
@@ -159,11 +159,11 @@ def test_sr_one_training_serves_every_image(random_vgg):
     ex2 = t.build({"clean": _photo("chelsea", (0, 0, 32, 40))}, item="c", params=t.params())
     m = J.JohnsonSR.from_config("tiny", {"iterations": 2})
     y1 = m.run(ex1.input, seed=0, device=CPU)
-    assert m.pop_info()["train_cache_hit"] is False
+    assert m.pop_info()["train_cached"] is False
     key = m.provenance()["trained"]
     m2 = J.JohnsonSR.from_config("tiny", {"iterations": 2})
     y2 = m2.run(ex2.input, seed=0, device=CPU)
-    assert m2.pop_info()["train_cache_hit"] is True and m2.provenance()["trained"] == key
+    assert m2.pop_info()["train_cached"] is True and m2.provenance()["trained"] == key
     assert y1.shape == (3, 64, 48) and y2.shape == (3, 32, 40)
 
 

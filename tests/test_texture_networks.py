@@ -121,20 +121,20 @@ def test_contract_seeds_and_training_cache(monkeypatch):
     m = TextureNetworks.from_config("tiny", short)
     m.prepare(inp, seed=0, device=CPU)
     info = m.pop_info()
-    assert info["trained_cached"] is False and info["train_seconds"] > 0
+    assert info["train_cached"] is False and info["train_seconds"] > 0
     assert len(info["loss_curve"]) == len(info["loss_curve_iterations"]) == short["iterations"]
     a = m.run(inp, seed=0, device=CPU)
     assert a.shape == (3, 56, 56) and a.dtype == torch.float32 and 56 != TINY["train_size"]
     assert a.min() >= 0 and a.max() <= 1 and a.std() > 0
     prov = m.provenance()
-    assert prov["generator"] == f"trained:{info['trained_key'][:16]}" and "vgg19" in prov
+    assert prov["generator"] == f"trained:{info['train_key'][:16]}" and "vgg19" in prov
 
     # jobs with other seeds share the trained generator and differ only in the sampling noise
     b = m.run(inp, seed=1, device=CPU)
     assert not torch.equal(a, b)
     fresh = TextureNetworks.from_config("tiny", short)
     fresh.prepare(inp, seed=2, device=CPU)
-    assert fresh.pop_info()["trained_cached"] is True
+    assert fresh.pop_info()["train_cached"] is True
     assert torch.equal(fresh.run(inp, seed=0, device=CPU), a)
     assert len(_trained_files()) == 1
 
@@ -145,10 +145,10 @@ def test_contract_seeds_and_training_cache(monkeypatch):
     # another training seed, or another exemplar, trains anew
     other_seed = TextureNetworks.from_config("tiny", {**short, "train_seed": 1})
     other_seed.prepare(inp, seed=0, device=CPU)
-    assert other_seed.pop_info()["trained_cached"] is False
+    assert other_seed.pop_info()["train_cached"] is False
     assert not torch.equal(other_seed.run(inp, seed=0, device=CPU), a)
     m.prepare(_input(1, size=56), seed=0, device=CPU)
-    assert m.pop_info()["trained_cached"] is False
+    assert m.pop_info()["train_cached"] is False
     assert len(_trained_files()) == 3
     record = json.loads(_trained_files()[0].with_suffix(".json").read_text())
     assert record["fields"]["method"] == "texture-networks" and "exemplar" in record["fields"]
