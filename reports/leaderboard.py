@@ -33,6 +33,8 @@ __all__ = [
 
 #: derived column of the style task: (1 + lpips-content) * (1 + fid-style)
 ARTFID = "artfid"
+#: paired difference to the first-ranked method on the primary metric
+VS_FIRST = "vs #1"
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
@@ -78,6 +80,11 @@ def _fmt(mean: float, half: float) -> str:
     return f"{mean:.{digits}f}"
 
 
+def _fmt_signed(mean: float, half: float) -> str:
+    text = _fmt(mean, half)
+    return text if text == "—" or mean < 0 else "+" + text
+
+
 def _train_seconds(jobs: Any) -> float | None:
     """Total seconds of the distinct trainings behind these jobs (methods that train per input record
     ``train_key``/``train_seconds``, see ``Synthesizer.record_training``); None when none trained."""
@@ -90,6 +97,24 @@ def _train_seconds(jobs: Any) -> float | None:
         if isinstance(info, dict) and "train_key" in info:
             seen[str(info["train_key"])] = float(info.get("train_seconds") or 0.0)
     return sum(seen.values()) if seen else None
+
+
+def _paired_vs_first(df: Any, primary_scores: Any) -> None:
+    """Add ``vs #1`` columns: each method's mean paired difference to the first-ranked method on the
+    primary metric, over the (dataset, item, seed) both have scored, with its 95% CI. Paired differences
+    remove the spread between images, so a gap whose interval excludes 0 is a real one even where the two
+    methods' own intervals overlap."""
+    keys = [C.DATASET, C.ITEM, C.SEED]
+    best = df.index[0]
+    ref = primary_scores[primary_scores[C.LABEL] == best].set_index(keys)[C.VALUE]
+    for lab in df.index:
+        if lab == best:
+            m, h, n = 0.0, math.nan, int(ref.notna().sum())
+        else:
+            mine = primary_scores[primary_scores[C.LABEL] == lab].set_index(keys)[C.VALUE]
+            common = mine.index.intersection(ref.index)
+            m, h, n = mean_ci((mine.loc[common] - ref.loc[common]).tolist())
+        df.loc[lab, VS_FIRST], df.loc[lab, f"{VS_FIRST} ci95"], df.loc[lab, f"{VS_FIRST} n"] = m, h, n
 
 
 def leaderboard_tables(store: Store) -> dict[str, Any]:
@@ -161,6 +186,8 @@ def leaderboard_tables(store: Store) -> dict[str, Any]:
             asc = not directions.get(pcol, False)
             df[C.RANK] = df[pcol].rank(ascending=asc, method="min")
             df = df.sort_values([C.RANK], na_position="last")
+            if len(ts) and pcol in set(ts[C.COLUMN]) and len(df) > 1 and math.isfinite(df[pcol].iloc[0]):
+                _paired_vs_first(df, ts[ts[C.COLUMN] == pcol])
         df.attrs.update(directions=directions, primary=pcol, columns=order)
         tables[task] = df
     return tables
@@ -196,7 +223,8 @@ def report_header(store: Store) -> dict[str, Any]:
         "weights": prov,
         "random_init": any("random-init" in p for p in prov),
         "values": "mean ± 95% CI (Student t) over images × seeds; set-level metrics over seeds; "
-        "↑ higher is better, ↓ lower is better",
+        "↑ higher is better, ↓ lower is better; `vs #1`: mean paired difference to the first-ranked method "
+        "on the primary metric over the same images and seeds (an interval that excludes 0 is a real gap)",
     }
 
 
@@ -215,6 +243,9 @@ def display_table(df: Any) -> Any:
         d = df.attrs["directions"].get(col)
         arrow = " ↑" if d else (" ↓" if d is False else "")
         show[col + arrow] = [_fmt(m, h) for m, h in zip(df[col], df[f"{col} ci95"])]
+        if col == df.attrs.get("primary") and VS_FIRST in df:
+            show[VS_FIRST] = ["—" if i == 0 else _fmt_signed(m, h)
+                              for i, (m, h) in enumerate(zip(df[VS_FIRST], df[f"{VS_FIRST} ci95"]))]
     show[C.MEDIAN_SECONDS] = [f"{s:.3g}" if math.isfinite(s) else "—" for s in df[C.MEDIAN_SECONDS]]
     if C.TRAIN_SECONDS in df:
         show[C.TRAIN_SECONDS] = [f"{s:.3g}" if isinstance(s, float) and math.isfinite(s) else "—"

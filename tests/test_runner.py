@@ -258,3 +258,23 @@ def test_html_report_links_every_output_and_escapes(tmp_path):
     res = CliRunner().invoke(main, ["report", str(out), "--format", "html"])
     assert res.exit_code == 0 and res.output.strip().endswith("report.html")
     assert (out / "report.html").read_text() == before
+
+
+def test_paired_difference_to_the_first_method(tmp_path):
+    suite = load_suite(str(_suite(tmp_path, '{ name = "gaussian-filter" }, { name = "nl-means", preset = "tiny" }')))
+    out = tmp_path / "run"
+    run_suite(suite, out, progress=False)
+    with Store(out) as st:
+        sc = st.scores_frame()
+    psnr = sc[sc["column"] == "psnr"].pivot_table(index="item", columns="label", values="value")
+    csv = pd.read_csv(out / "leaderboard.csv").set_index("label")
+    first, second = csv.sort_values("rank").index
+    diff = psnr[second] - psnr[first]
+    assert csv.loc[second, "vs #1"] == pytest.approx(diff.mean(), rel=1e-9)
+    assert csv.loc[second, "vs #1 n"] == 3 and csv.loc[first, "vs #1"] == 0
+    # the paired interval is the t interval of the differences, narrower than the methods' own spread
+    from texbench.reports.leaderboard import mean_ci
+
+    assert csv.loc[second, "vs #1 ci95"] == pytest.approx(mean_ci(diff.tolist())[1])
+    md = (out / "leaderboard.md").read_text()
+    assert "| vs #1 " in md and "`vs #1`" in md
