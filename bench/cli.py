@@ -483,29 +483,36 @@ def trained_list():
 @click.option("--method", help="Only the trainings of this method.")
 @click.option("--yes", is_flag=True, help="Do not ask.")
 def trained_clear(method, yes):
-    """Delete cached trainings (all, or one method's): the next run trains again."""
+    """Delete cached trainings (all, or one method's): the next run trains again. Without --method, also
+    the leftovers of interrupted writes (weights without a record, temporary files)."""
     import json
 
     from texbench.trained import trained_dir
 
     root = trained_dir()
-    keys = []
-    for meta in sorted(root.glob("*.json")) if root.is_dir() else []:
+    files = sorted(p for p in root.iterdir() if p.is_file()) if root.is_dir() else []
+    doomed = []
+    for f in files:
+        stem = f.name.split(".", 1)[0]
+        if method is None:
+            doomed.append(f)
+            continue
+        meta = root / f"{stem}.json"
         try:
             m = json.loads(meta.read_text()).get("fields", {}).get("method")
         except (OSError, ValueError):
             m = None
-        if method is None or m == method:
-            keys.append(meta.stem)
-    if not keys:
+        if m == method:
+            doomed.append(f)
+    keys = {f.name.split(".", 1)[0] for f in doomed if f.suffix == ".pt" or f.suffix == ".json"}
+    if not doomed:
         click.echo("nothing to delete")
         return
     if not yes:
-        click.confirm(f"delete {len(keys)} cached training(s) in {root}?", abort=True)
-    for k in keys:
-        for suffix in (".pt", ".json", ".lock"):
-            (root / f"{k}{suffix}").unlink(missing_ok=True)
-    click.echo(f"deleted {len(keys)}")
+        click.confirm(f"delete {len(keys)} cached training(s) ({len(doomed)} files) in {root}?", abort=True)
+    for f in doomed:
+        f.unlink(missing_ok=True)
+    click.echo(f"deleted {len(keys)} ({len(doomed)} files)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -173,7 +173,8 @@ class Store:
     def scores_frame(self):
         import pandas as pd
 
-        q = ("SELECT s.*, j.task, j.dataset, j.item, j.label, j.method, j.seed FROM scores s "
+        q = ("SELECT s.*, j.task, j.dataset, j.item, j.label, j.method, j.seed, j.task_params, j.input_hashes "
+             "FROM scores s "
              "JOIN jobs j ON j.job_key = s.job_key WHERE j.status = 'ok'")
         return pd.read_sql_query(q, self.conn)
 

@@ -20,7 +20,8 @@ import tomllib
 import urllib.request
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
 from texbench.base import Dataset, DatasetItem
 
@@ -67,6 +68,12 @@ def _sha256(path: Path) -> str:
     from texbench.weights import sha256_file
 
     return sha256_file(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _get(name: str) -> StandardSet:
@@ -120,7 +127,9 @@ def fetch_set(name: str, *, from_dir: str | os.PathLike | None = None, timeout: 
         tmp = Path(tmp_name)
         try:
             if from_dir is not None:
-                cands = index.get(fname, [])
+                # by the local name, or by the source's own file name (DIP's data/denoising/F16_GT.png)
+                alt = PurePosixPath(urlparse(url).path).name if url else fname
+                cands = index.get(fname, []) + (index.get(alt, []) if alt != fname else [])
                 match = next((c for c in cands if _sha256(c) == sha), None)
                 if match is None:
                     got = ", ".join(f"{c} has sha256 {_sha256(c)}" for c in cands) or "not found"
@@ -141,6 +150,7 @@ def fetch_set(name: str, *, from_dir: str | os.PathLike | None = None, timeout: 
                 if got != sha:
                     problems.append(f"{fname}: {url} gave sha256 {got}, expected {sha}")
                     continue
+            os.chmod(tmp, 0o644 & ~_umask())
             os.replace(tmp, folder / fname)
         finally:
             tmp.unlink(missing_ok=True)

@@ -1,4 +1,5 @@
-"""An HTML report of a run: the leaderboards (sortable), then every item's inputs and outputs side by side.
+"""An HTML report of a run: the leaderboards (sortable), then each item's inputs and outputs side by side
+(up to ``max_items`` items per task, 50 by default, at the lowest seed).
 
 ``report.html`` sits in the run directory and links the stored PNGs by relative path, so the folder can
 be copied or served as it is; it needs no network and no JavaScript library (a few lines sort the
@@ -36,14 +37,17 @@ code{background:#f5f5f5}
 """
 
 _JS = """
-document.querySelectorAll('table.sortable th').forEach(function(th, i){
+document.querySelectorAll('table.sortable th').forEach(function(th){
   th.addEventListener('click', function(){
-    var tb = th.closest('table').tBodies[0], rows = Array.from(tb.rows);
+    var i = th.cellIndex, tb = th.closest('table').tBodies[0], rows = Array.from(tb.rows);
     var asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
     var key = function(r){ var v = parseFloat(r.cells[i].dataset.v); return isNaN(v) ? null : v; };
     rows.sort(function(a, b){
       var x = key(a), y = key(b);
-      if (x === null && y === null) return a.cells[i].textContent.localeCompare(b.cells[i].textContent);
+      if (x === null && y === null) {
+        var t = a.cells[i].textContent.localeCompare(b.cells[i].textContent);
+        return asc ? t : -t;
+      }
       if (x === null) return 1; if (y === null) return -1;
       return asc ? x - y : y - x;
     });

@@ -101,19 +101,28 @@ def _train_seconds(jobs: Any) -> float | None:
 
 def _paired_vs_first(df: Any, primary_scores: Any) -> None:
     """Add ``vs #1`` columns: each method's mean paired difference to the first-ranked method on the
-    primary metric, over the (dataset, item, seed) both have scored, with its 95% CI. Paired differences
-    remove the spread between images, so a gap whose interval excludes 0 is a real one even where the two
-    methods' own intervals overlap."""
-    keys = [C.DATASET, C.ITEM, C.SEED]
+    primary metric, with its 95% CI over the inputs both have scored.
+
+    An input is identified by what its jobs received (dataset, item, task parameters such as σ, input
+    image hashes), never by a name alone; each method's scores are first averaged over seeds per input,
+    so n is the number of inputs and extra seeds of a deterministic method do not narrow the interval.
+    Paired differences remove the spread between images, so a gap whose interval excludes 0 is a real one
+    even where the two methods' own intervals overlap."""
+    keys = [C.DATASET, C.ITEM, "task_params", "input_hashes"]
+    per_input = primary_scores.groupby([C.LABEL, *keys])[C.VALUE].mean()
     best = df.index[0]
-    ref = primary_scores[primary_scores[C.LABEL] == best].set_index(keys)[C.VALUE]
+    if best not in per_input.index.get_level_values(0):
+        return
+    ref = per_input.loc[best]
     for lab in df.index:
         if lab == best:
             m, h, n = 0.0, math.nan, int(ref.notna().sum())
-        else:
-            mine = primary_scores[primary_scores[C.LABEL] == lab].set_index(keys)[C.VALUE]
+        elif lab in per_input.index.get_level_values(0):
+            mine = per_input.loc[lab]
             common = mine.index.intersection(ref.index)
             m, h, n = mean_ci((mine.loc[common] - ref.loc[common]).tolist())
+        else:
+            m, h, n = math.nan, math.nan, 0
         df.loc[lab, VS_FIRST], df.loc[lab, f"{VS_FIRST} ci95"], df.loc[lab, f"{VS_FIRST} n"] = m, h, n
 
 
@@ -224,7 +233,7 @@ def report_header(store: Store) -> dict[str, Any]:
         "random_init": any("random-init" in p for p in prov),
         "values": "mean ± 95% CI (Student t) over images × seeds; set-level metrics over seeds; "
         "↑ higher is better, ↓ lower is better; `vs #1`: mean paired difference to the first-ranked method "
-        "on the primary metric over the same images and seeds (an interval that excludes 0 is a real gap)",
+        "on the primary metric over the same inputs (seeds averaged per input; 95% CI over inputs)",
     }
 
 

@@ -198,7 +198,7 @@ def estimate_noise_sigma(image: torch.Tensor) -> float:
     References:
         D. L. Donoho, I. M. Johnstone, "Ideal spatial adaptation by wavelet shrinkage", Biometrika 1994.
     """
-    x = image.detach().double()
+    x = image.detach().cpu().double()  # float64 on the CPU: some devices (MPS) have no float64
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3 or x.shape[-1] < 2 or x.shape[-2] < 2:

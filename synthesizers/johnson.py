@@ -423,8 +423,9 @@ class TrainingImages:
             self._files = self._files[:max_images] if max_images else self._files
             if not self._files:
                 raise ValueError(f"train_images: folder {folder} holds no images. {_COCO_HELP}")
-            # name + size identify a folder of tens of thousands of files without reading them all
-            ident = [f"{f.name}:{f.stat().st_size}" for f in self._files]
+            # name, size and modification time identify a folder of tens of thousands of files without
+            # reading them all (a re-encoded file of the same size still changes its mtime)
+            ident = [f"{f.name}:{st.st_size}:{st.st_mtime_ns}" for f in self._files for st in [f.stat()]]
         else:
             raise ValueError(
                 f"train_images: {source!r} is neither a folder nor a texbench dataset "
@@ -622,7 +623,11 @@ class _Trained(Synthesizer):
         raise NotImplementedError
 
     def _fields(self, vgg: VGG16Loss, train: TrainingImages, extra: dict[str, str]) -> dict[str, Any]:
-        return {"method": self.name, "version": self.version, "params": self.params_dict(),
+        params = self.params_dict()
+        # the training images enter by their identity (train.hash), not by the path they were read from:
+        # a moved COCO folder reuses its trained networks
+        params.pop("train_images", None)
+        return {"method": self.name, "version": self.version, "params": params,
                 "train_images": train.hash, "loss_network": vgg.provenance, **extra}  # fmt: skip
 
     def _load_or_train(

@@ -163,6 +163,12 @@ class TextureNetworksParams:
             raise ValueError(
                 f"train_size ({self.train_size}) must be >= 2^(scales-1) = {2 ** (self.scales - 1)}"
             )
+        coarsest = math.ceil(self.train_size / 2 ** (self.scales - 1))
+        if self.batch_size * coarsest**2 < 2:
+            raise ValueError(
+                f"batch_size {self.batch_size} × coarsest scale {coarsest}×{coarsest} gives batch-norm a single "
+                "value per channel in training: raise batch_size or train_size, or lower scales"
+            )
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 < self.lr_decay <= 1:

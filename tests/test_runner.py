@@ -266,7 +266,7 @@ def test_paired_difference_to_the_first_method(tmp_path):
     run_suite(suite, out, progress=False)
     with Store(out) as st:
         sc = st.scores_frame()
-    psnr = sc[sc["column"] == "psnr"].pivot_table(index="item", columns="label", values="value")
+    psnr = sc[sc["column"] == "psnr"].pivot_table(index="item", columns="label", values="value")  # one seed
     csv = pd.read_csv(out / "leaderboard.csv").set_index("label")
     first, second = csv.sort_values("rank").index
     diff = psnr[second] - psnr[first]
@@ -278,3 +278,30 @@ def test_paired_difference_to_the_first_method(tmp_path):
     assert csv.loc[second, "vs #1 ci95"] == pytest.approx(mean_ci(diff.tolist())[1])
     md = (out / "leaderboard.md").read_text()
     assert "| vs #1 " in md and "`vs #1`" in md
+
+
+def test_paired_difference_averages_seeds_and_keeps_task_blocks_apart(tmp_path):
+    # two denoise blocks on the same images (sigma 15 and 50), two seeds each: the pairs are the 6 inputs
+    # (3 images x 2 sigmas) with seeds averaged per input, never (image, seed) rows of same-named items
+    block = ('[[task]]\nname = "denoise"\ndatasets = {{ clean = {{ path = "{d}" }} }}\nparams = {{ sigma = {s} }}\n'
+             'seeds = [0, 1]\nmethods = [{{ name = "gaussian-filter" }}, {{ name = "nl-means", preset = "tiny" }}]\n')
+    data = _images(tmp_path / "data")
+    p = tmp_path / "s.toml"
+    p.write_text('name = "t"\n' + block.format(d=data, s=15) + block.format(d=data, s=50))
+    out = tmp_path / "run"
+    run_suite(load_suite(str(p)), out, progress=False)
+    with Store(out) as st:
+        # one job fails: its input keeps the other seed, and nothing is cross-joined
+        key = st.jobs_frame().query("label == 'gaussian-filter' and seed == 1")["job_key"].iloc[0]
+        st.conn.execute("UPDATE jobs SET status = 'failed' WHERE job_key = ?", (key,))
+        st.conn.commit()
+        sc = st.scores_frame()
+        from texbench.reports.leaderboard import leaderboard_tables
+
+        df = leaderboard_tables(st)["denoise"]
+    psnr = sc[sc["column"] == "psnr"]
+    per_input = psnr.groupby(["label", "task_params", "item"])["value"].mean().unstack("label")
+    assert len(per_input) == 6
+    first, second = df.index[:2]
+    assert df.loc[second, "vs #1 n"] == 6
+    assert df.loc[second, "vs #1"] == pytest.approx((per_input[second] - per_input[first]).mean())

@@ -81,3 +81,15 @@ def test_run_with_a_missing_set_creates_nothing(ds_home, tmp_path):
     res = CliRunner().invoke(main, ["run", "--suite", "dip-denoise", "--out", str(tmp_path / "run"), "--quiet"])
     assert res.exit_code != 0 and "texbench datasets fetch kodak24" in res.output
     assert not (tmp_path / "run").exists()
+
+
+def test_fetch_from_a_clone_of_the_source_repository(ds_home, shared_data, tmp_path):
+    # DIP's repository names its files data/denoising/F16_GT.png ...; texbench's copies are prefixed
+    clone = tmp_path / "deep-image-prior" / "data"
+    for local, sub in [("denoising_F16_GT.png", "denoising/F16_GT.png"), ("denoising_snail.jpg", "denoising/snail.jpg"),
+                       ("sr_zebra_GT.png", "sr/zebra_GT.png"), ("restoration_kate.png", "restoration/kate.png")]:
+        (clone / sub).parent.mkdir(parents=True, exist_ok=True)
+        (clone / sub).write_bytes((shared_data / "dip" / local).read_bytes())
+    fetch_set("dip-clean", from_dir=tmp_path / "deep-image-prior", progress=False)
+    assert [i.id for i in registry.datasets.get("dip-clean")().items()] == [
+        "denoising_F16_GT", "denoising_snail", "sr_zebra_GT", "restoration_kate"]

@@ -94,5 +94,30 @@ def test_cli_list_and_clear(tmp_path, monkeypatch):
     out = CliRunner().invoke(main, ["trained", "list"])
     assert out.exit_code == 0 and "texture-networks" in out.output and "johnson" in out.output
     out = CliRunner().invoke(main, ["trained", "clear", "--method", "johnson", "--yes"])
-    assert out.exit_code == 0 and "deleted 1" in out.output
+    assert out.exit_code == 0 and "deleted 1 " in out.output
     assert len(list(tmp_path.glob("*.pt"))) == 1
+
+
+def test_cli_clear_all_removes_leftovers_of_interrupted_writes(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from texbench.cli import main
+
+    monkeypatch.setenv("TEXBENCH_TRAINED", str(tmp_path))
+    res = load_or_train(FIELDS, _train_counter([]))
+    (tmp_path / f"{res.key}.json").unlink()  # killed between the two renames
+    (tmp_path / "abc.pt.x1y2.tmp").write_bytes(b"half")  # killed inside torch.save
+    out = CliRunner().invoke(main, ["trained", "clear", "--yes"])
+    assert out.exit_code == 0, out.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_cached_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    res = load_or_train(FIELDS, _train_counter([]), root=tmp_path)
+    mask = os.umask(0)
+    os.umask(mask)
+    mode = stat.S_IMODE((tmp_path / f"{res.key}.pt").stat().st_mode)
+    assert mode == 0o644 & ~mask
