@@ -103,6 +103,7 @@ __all__ = [
     "TextureNetworksStyle",
     "TextureNetworksStyleParams",
     "build_stylization_generator",
+    "style_grams",
     "stylization_inputs",
     "stylization_objective",
     "train_stylization_network",
@@ -363,7 +364,9 @@ def train_stylization_network(
             curve.append(float(loss.detach()))
             content_curve.append(float(lc.detach().mean()))
             if not math.isfinite(curve[-1]):
-                raise RuntimeError(f"texture-networks-style: training diverged at iteration {it} ({curve[-1]})")
+                raise RuntimeError(
+                    f"texture-networks-style: training diverged at iteration {it} ({curve[-1]})"
+                )
             if it % p.lr_decay_every == 0:
                 for group in opt.param_groups:
                     group["lr"] *= p.lr_decay
@@ -522,7 +525,10 @@ class TextureNetworksStyle(Synthesizer):
             content = resize(content, size)
         t0 = time.perf_counter()
         inputs = stylization_inputs(
-            content[None].to(device), p.scales, p.noise_channels, generator=torch.Generator().manual_seed(seed)
+            content[None].to(device),
+            p.scales,
+            p.noise_channels,
+            generator=torch.Generator().manual_seed(seed),
         )
         with torch.no_grad():
             out = gen(inputs)[0].clamp(0, 1)

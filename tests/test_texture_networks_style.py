@@ -36,7 +36,9 @@ def _smooth(h: int, w: int, seed: int) -> torch.Tensor:
 
 def _input(content: torch.Tensor, style_seed: int = 2):
     t = get_task("style")
-    return t.build({"content": content, "style": _smooth(40, 48, style_seed)}, item="c", params=t.params()).input
+    return t.build(
+        {"content": content, "style": _smooth(40, 48, style_seed)}, item="c", params=t.params()
+    ).input
 
 
 def _trained_files() -> list:
@@ -163,7 +165,9 @@ def test_training_lowers_the_objective_on_held_out_content(monkeypatch, texbench
     targets = style_grams(style, net, p)
     losses = []
     for gen in (untrained, trained):
-        x = stylization_inputs(held_out, p.scales, p.noise_channels, generator=torch.Generator().manual_seed(0))
+        x = stylization_inputs(
+            held_out, p.scales, p.noise_channels, generator=torch.Generator().manual_seed(0)
+        )
         with torch.no_grad():
             obj, _ = stylization_objective(gen(x).clamp(0, 1), held_out, targets, net, p)
         losses.append(float(obj.mean()))
