@@ -173,3 +173,26 @@ def test_training_lowers_the_objective_on_held_out_content(monkeypatch, texbench
         losses.append(float(obj.mean()))
     print("held-out objective untrained -> trained:", losses)
     assert losses[1] < 0.8 * losses[0], losses
+
+
+def test_training_images_enter_the_key_by_identity_not_path(monkeypatch, tmp_path):
+    import shutil
+
+    from texbench.imageio import save_png
+
+    monkeypatch.setenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", "1")
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for d in (a, c):
+        d.mkdir()
+    save_png(_smooth(48, 48, 20), a / "x.png")
+    shutil.copytree(a, b)  # same files (names, sizes, mtimes), another path
+    save_png(_smooth(48, 48, 21), c / "x.png")
+    ti = _input(_smooth(32, 32, 1))
+    keys = []
+    for folder in (a, b, c):
+        m = TextureNetworksStyle.from_config("tiny", {"train_images": str(folder), "iterations": 2})
+        m.prepare(ti, seed=0, device=CPU)
+        info = m.pop_info()
+        keys.append((info["train_key"], info["train_cached"]))
+    assert keys[0] == (keys[1][0], False) and keys[1][1] is True
+    assert keys[2][0] != keys[0][0] and keys[2][1] is False
