@@ -24,7 +24,8 @@ Generator (:class:`StylizationGenerator`):
   :func:`~texbench.synthesizers.texture_networks.scale_sizes` are rounded up) concatenated with
   ``noise_channels`` = 3 channels of uniform [0, 1) noise (the code's ``noise_depth`` 3), so each branch
   reads 6 channels;
-* ``scales`` = 6, the code's six ratios 32 … 1 (the texture method's default is the paper's 5);
+* ``scales`` = 6, the code's six ratios 32 … 1 (the texture method's default is the paper's 5): widths 8 … 48,
+  118 K parameters (batch norm included);
 * the output has the content's size; the RGB layer works on Caffe's 0-255 mean-subtracted scale, as in
   the texture method (``output_scale`` = 255), and samples are clipped to [0, 1].
 
