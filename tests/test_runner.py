@@ -305,3 +305,51 @@ def test_paired_difference_averages_seeds_and_keeps_task_blocks_apart(tmp_path):
     first, second = df.index[:2]
     assert df.loc[second, "vs #1 n"] == 6
     assert df.loc[second, "vs #1"] == pytest.approx((per_input[second] - per_input[first]).mean())
+
+
+NODE_DOM = r"""
+// a minimal DOM: just what the report's sorting script touches
+function Cell(text, v) { return {textContent: text, dataset: {v: v}}; }
+function Table(header, rows) {
+  var t = {tBodies: [{rows: [], appendChild: function(r){ var i = this.rows.indexOf(r);
+                                                        this.rows.splice(i, 1); this.rows.push(r); }}]};
+  t.tBodies[0].rows = rows.map(function(r){ return {cells: r.map(function(c){ return Cell(c[0], c[1]); })}; });
+  t.ths = header.map(function(h, i){ return {cellIndex: i, dataset: {}, closest: function(){ return t; },
+                                             addEventListener: function(_, f){ this.click = f; }}; });
+  return t;
+}
+var tables = JSON.parse(process.argv[2]).map(function(x){ return Table(x.header, x.rows); });
+global.document = {querySelectorAll: function(){ return [].concat.apply([], tables.map(function(t){ return t.ths; })); }};
+eval(process.argv[1]);
+var t = tables[1];
+t.ths[2].click();                       // ascending on the third column of the SECOND table
+var a = t.tBodies[0].rows.map(function(r){ return r.cells[0].textContent; });
+t.ths[2].click();                       // then descending
+var b = t.tBodies[0].rows.map(function(r){ return r.cells[0].textContent; });
+t.ths[0].click(); t.ths[0].click();     // the label column, twice: descending by name
+var c = t.tBodies[0].rows.map(function(r){ return r.cells[0].textContent; });
+console.log(JSON.stringify([a, b, c]));
+"""
+
+
+def test_html_sorting_script_sorts_each_table(tmp_path):
+    import shutil
+    import subprocess
+
+    from texbench.reports import html as report_html
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the report's sorting script is checked with node")
+    tables = [
+        {"header": ["label", "rank", "psnr"], "rows": [[["x", ""], ["1", "1"], ["9", "9"]]]},
+        {"header": ["label", "rank", "sifid"],
+         "rows": [[["b", ""], ["2", "2"], ["5.5", "5.5"]], [["a", ""], ["1", "1"], ["—", ""]],
+                  [["c", ""], ["3", "3"], ["0.5", "0.5"]]]},
+    ]
+    res = subprocess.run(["node", "-e", NODE_DOM, report_html._JS, json.dumps(tables)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    asc, desc, by_name = json.loads(res.stdout)
+    assert asc == ["c", "b", "a"]  # 0.5 < 5.5, the missing value last
+    assert desc == ["b", "c", "a"]  # missing values stay last
+    assert by_name == ["c", "b", "a"]
