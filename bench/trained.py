@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["TrainedWeights", "load_or_train", "trained_dir", "training_key"]
+__all__ = ["TrainedWeights", "load_or_train", "subsample_curve", "trained_dir", "training_key"]
 
 
 def trained_dir() -> Path:
@@ -37,6 +37,19 @@ def trained_dir() -> Path:
     from texbench.env import texbench_home
 
     return texbench_home() / "trained"
+
+
+def subsample_curve(values: list[float], n: int) -> tuple[list[int], list[float]]:
+    """At most ``n`` (≥ 2) evenly spaced points of a training curve, first and last included, for a job's
+    record: ``(1-based iterations, values)``.
+
+    >>> subsample_curve([5.0, 4.0, 3.0, 2.0, 1.0], 3)
+    ([1, 3, 5], [5.0, 3.0, 1.0])
+    """
+    if len(values) <= n:
+        return list(range(1, len(values) + 1)), list(values)
+    idx = sorted({round(i * (len(values) - 1) / (n - 1)) for i in range(n)})
+    return [i + 1 for i in idx], [values[i] for i in idx]
 
 
 def training_key(fields: Mapping[str, Any]) -> str:

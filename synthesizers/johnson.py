@@ -94,6 +94,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from texbench.base import Synthesizer
+from texbench.trained import subsample_curve
 
 __all__ = [
     "JohnsonSR",
@@ -567,13 +568,6 @@ class JohnsonSRParams:
 
 
 # ------------------------------------------------------------------------------------------- the methods
-def _subsample(curve: list[float], n: int = 100) -> tuple[list[int], list[float]]:
-    if len(curve) <= n:
-        return list(range(1, len(curve) + 1)), curve
-    idx = sorted({round(i * (len(curve) - 1) / (n - 1)) for i in range(n)})
-    return [i + 1 for i in idx], [curve[i] for i in idx]
-
-
 def _train_loop(
     net: nn.Module,
     step_loss: Callable[[torch.Generator], tuple[torch.Tensor, dict[str, float]]],
@@ -595,7 +589,7 @@ def _train_loop(
         opt.step()
         curve.append(float(loss.detach()))
     net.eval()
-    steps, values = _subsample(curve)
+    steps, values = subsample_curve(curve, 100)
     return {"iterations": iterations, "final_loss": curve[-1], "final_terms": parts,
             "loss_curve": values, "loss_curve_steps": steps}  # fmt: skip
 

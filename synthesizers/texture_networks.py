@@ -82,12 +82,14 @@ from texbench.synthesizers.features import (
     gram_matrix,
     style_loss,
 )
+from texbench.trained import subsample_curve
 
 __all__ = [
     "MultiScaleGenerator",
     "TextureNetworks",
     "TextureNetworksParams",
     "build_generator",
+    "check_generator_params",
     "noise_pyramid",
     "scale_sizes",
     "texture_loss",
@@ -152,36 +154,43 @@ class TextureNetworksParams:
     layer_weights: LayerWeights = "inverse-channels"
 
     def __post_init__(self) -> None:
-        for name in ("scales", "channels", "noise_channels", "batch_size", "lr_decay_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.iterations < 0:
-            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
-        if self.calibration_batches < 0:
-            raise ValueError(f"calibration_batches must be >= 0, got {self.calibration_batches}")
-        if self.train_size < 2 ** (self.scales - 1):
-            raise ValueError(
-                f"train_size ({self.train_size}) must be >= 2^(scales-1) = {2 ** (self.scales - 1)}"
-            )
-        coarsest = math.ceil(self.train_size / 2 ** (self.scales - 1))
-        if self.batch_size * coarsest**2 < 2:
-            raise ValueError(
-                f"batch_size {self.batch_size} × coarsest scale {coarsest}×{coarsest} gives batch-norm a single "
-                "value per channel in training: raise batch_size or train_size, or lower scales"
-            )
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
-        if not self.output_scale > 0:
-            raise ValueError(f"output_scale must be > 0, got {self.output_scale}")
-        if not self.leaky_slope >= 0:
-            raise ValueError(f"leaky_slope must be >= 0, got {self.leaky_slope}")
-        if not self.style_layers:
-            raise ValueError("style_layers must not be empty")
+        if self.noise_channels < 1:
+            raise ValueError(f"noise_channels must be >= 1, got {self.noise_channels}")
+        check_generator_params(self)
         bad = [n for n in self.style_layers if n not in LAYER_NAMES]
         if bad:
             raise ValueError(f"style_layers: unknown VGG-19 layer(s) {bad}")
+
+
+def check_generator_params(p: Any) -> None:
+    """Checks shared by the parameters of the Texture Networks methods: the generator (``scales``,
+    ``channels``, ``output_scale``, ``leaky_slope``), its training (``train_size``, ``batch_size``,
+    ``iterations``, ``lr``, ``lr_decay``, ``lr_decay_every``, ``calibration_batches``) and a non-empty
+    ``style_layers``; ``ValueError`` naming the field."""
+    for name in ("scales", "channels", "batch_size", "lr_decay_every"):
+        if getattr(p, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(p, name)}")
+    for name in ("iterations", "calibration_batches"):
+        if getattr(p, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(p, name)}")
+    if p.train_size < 2 ** (p.scales - 1):
+        raise ValueError(f"train_size ({p.train_size}) must be >= 2^(scales-1) = {2 ** (p.scales - 1)}")
+    coarsest = math.ceil(p.train_size / 2 ** (p.scales - 1))
+    if p.batch_size * coarsest**2 < 2:
+        raise ValueError(
+            f"batch_size {p.batch_size} × coarsest scale {coarsest}×{coarsest} gives batch-norm a single "
+            "value per channel in training: raise batch_size or train_size, or lower scales"
+        )
+    if not p.lr > 0:
+        raise ValueError(f"lr must be > 0, got {p.lr}")
+    if not 0 < p.lr_decay <= 1:
+        raise ValueError(f"lr_decay must be in (0, 1], got {p.lr_decay}")
+    if not p.output_scale > 0:
+        raise ValueError(f"output_scale must be > 0, got {p.output_scale}")
+    if not p.leaky_slope >= 0:
+        raise ValueError(f"leaky_slope must be >= 0, got {p.leaky_slope}")
+    if not p.style_layers:
+        raise ValueError("style_layers must not be empty")
 
 
 # ---------------------------------------------------------------------------------------------- generator
@@ -311,13 +320,6 @@ def texture_loss(
     feats = net(images)
     grams = [gram_matrix(feats[n], normalize=gram_norm) for n in layers]
     return style_loss(grams, targets, layer_weights=layer_weights)
-
-
-def _subsample(values: list[float], n: int = _CURVE_POINTS) -> tuple[list[int], list[float]]:
-    if len(values) <= n:
-        return list(range(1, len(values) + 1)), list(values)
-    idx = sorted({round(i * (len(values) - 1) / (n - 1)) for i in range(n)})
-    return [i + 1 for i in idx], [values[i] for i in idx]
 
 
 def train_texture_network(
@@ -511,7 +513,7 @@ class TextureNetworks(Synthesizer):
         self._generators[(fields["exemplar"], str(device))] = (gen, trained)
         self._provenance = {"vgg19": net.provenance, "generator": trained.provenance()}
         info = trained.record["info"]
-        its, curve = _subsample(info["loss_curve"])
+        its, curve = subsample_curve(info["loss_curve"], _CURVE_POINTS)
         self.record_training(trained)  # train_key, train_seconds, train_cached: the leaderboard's "train s"
         self.record(
             train_loss_start=info["loss_start"],

@@ -102,13 +102,15 @@ from texbench.synthesizers.features import (
     style_loss,
 )
 from texbench.synthesizers.texture_networks import (
+    _CURVE_POINTS,
     MultiScaleGenerator,
     Padding,
     _calibrate_batch_norm,
-    _subsample,
+    check_generator_params,
     noise_pyramid,
     scale_sizes,
 )
+from texbench.trained import subsample_curve
 
 __all__ = [
     "StylizationGenerator",
@@ -184,35 +186,13 @@ class TextureNetworksStyleParams:
     vgg_padding: Literal["zeros", "reflect"] = "zeros"
 
     def __post_init__(self) -> None:
-        for name in ("scales", "channels", "batch_size", "lr_decay_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("noise_channels", "iterations", "calibration_batches", "max_train_images", "style_size"):
+        for name in ("noise_channels", "max_train_images", "style_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.train_size < 2 ** (self.scales - 1):
-            raise ValueError(
-                f"train_size ({self.train_size}) must be >= 2^(scales-1) = {2 ** (self.scales - 1)}"
-            )
-        coarsest = math.ceil(self.train_size / 2 ** (self.scales - 1))
-        if self.batch_size * coarsest**2 < 2:
-            raise ValueError(
-                f"batch_size {self.batch_size} × coarsest scale {coarsest}×{coarsest} gives batch-norm a single "
-                "value per channel in training: raise batch_size or train_size, or lower scales"
-            )
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
-        if not self.output_scale > 0:
-            raise ValueError(f"output_scale must be > 0, got {self.output_scale}")
-        if not self.leaky_slope >= 0:
-            raise ValueError(f"leaky_slope must be >= 0, got {self.leaky_slope}")
+        check_generator_params(self)
         for name in ("style_weight", "content_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.style_layers:
-            raise ValueError("style_layers must not be empty")
         bad = [n for n in (*self.style_layers, self.content_layer) if n not in LAYER_NAMES]
         if bad:
             raise ValueError(f"style_layers/content_layer: unknown VGG-19 layer(s) {bad}")
@@ -514,7 +494,7 @@ class TextureNetworksStyle(Synthesizer):
             self._generators[key] = (gen, trained)
             self._provenance = {"vgg19": net.provenance, "generator": trained.provenance()}
         info = trained.record["info"]
-        its, curve = _subsample(info["loss_curve"])
+        its, curve = subsample_curve(info["loss_curve"], _CURVE_POINTS)
         self.record_training(trained)
         self.record(
             train_final_loss=info["loss_curve"][-1] if info["loss_curve"] else None,
