@@ -139,8 +139,18 @@ def image_hash(image: torch.Tensor | np.ndarray) -> str:
     return h.hexdigest()
 
 
+def shared_file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file under the current umask (``0o666 & ~umask``
+    without execute bits, at most 0o644): ``mkstemp``'s 0600 would hide a shared cache or run directory
+    from the other users of a machine."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o644 & ~mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
+    """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see half a file;
+    the file gets :func:`shared_file_mode`."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
@@ -149,6 +159,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, shared_file_mode())
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

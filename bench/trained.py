@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from texbench.imageio import atomic_write_bytes
 
 __all__ = ["TrainedWeights", "load_or_train", "subsample_curve", "trained_dir", "training_key"]
 
@@ -86,21 +88,6 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o644 & ~mask)  # mkstemp's 0600 would hide a shared cache from other users
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def load_or_train(
     fields: Mapping[str, Any],
     train: Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]],
@@ -137,6 +124,8 @@ def load_or_train(
         state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
         record = {"fields": dict(fields), "info": info, "train_seconds": seconds,
                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        _atomic_write(weights, lambda tmp: torch.save(state, tmp))
-        _atomic_write(meta, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1, default=str)))
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(weights, buf.getvalue())
+        atomic_write_bytes(meta, json.dumps(record, indent=1, default=str).encode())
         return TrainedWeights(state, cached=False, record=record, key=key)

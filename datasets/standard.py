@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 from texbench.base import Dataset, DatasetItem
+from texbench.imageio import shared_file_mode
 
 __all__ = ["DatasetFetchError", "StandardSet", "dataset_dir", "fetch_set", "standard_sets"]
 
@@ -68,12 +69,6 @@ def _sha256(path: Path) -> str:
     from texbench.weights import sha256_file
 
     return sha256_file(path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _get(name: str) -> StandardSet:
@@ -150,7 +145,7 @@ def fetch_set(name: str, *, from_dir: str | os.PathLike | None = None, timeout: 
                 if got != sha:
                     problems.append(f"{fname}: {url} gave sha256 {got}, expected {sha}")
                     continue
-            os.chmod(tmp, 0o644 & ~_umask())
+            os.chmod(tmp, shared_file_mode())
             os.replace(tmp, folder / fname)
         finally:
             tmp.unlink(missing_ok=True)
