@@ -99,11 +99,12 @@ def _table(df: Any) -> str:
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def _gallery(store: Store, task: str, primary: str | None, max_items: int) -> str:
-    """Per item (lowest seed): its inputs, then each method's output with its primary score."""
-    jobs = store.jobs_frame()
-    scores = store.scores_frame()
-    inputs = dict(store.conn.execute("SELECT hash, path FROM inputs"))
+def _gallery(
+    jobs: Any, scores: Any, inputs: dict[str, str], task: str, primary: str | None, max_items: int
+) -> str:
+    """Per item (lowest seed): its inputs, then each method's output with its primary score.
+
+    ``jobs``/``scores``: the store's frames; ``inputs``: input hash -> stored path."""
     tj = jobs[jobs[C.TASK] == task]
     labels = list(dict.fromkeys(tj[C.LABEL]))
     prim = {}
@@ -159,6 +160,8 @@ def report_html(store: Store, tables: dict[str, Any] | None = None, *, max_items
     if h["random_init"]:
         parts.append(f'<p class="warn">{_e(RANDOM_INIT_WARNING)}</p>')
     jobs = store.jobs_frame()
+    scores = store.scores_frame()
+    inputs = dict(store.conn.execute("SELECT hash, path FROM inputs"))
     for task, df in tables.items():
         desc = TASKS[task].description if task in TASKS else ""
         tj = jobs[jobs[C.TASK] == task]
@@ -167,7 +170,7 @@ def report_html(store: Store, tables: dict[str, Any] | None = None, *, max_items
                      f"{_e(df.attrs.get('primary'))}</p>")
         parts.append(_table(df))
         parts.append(f"<h3>Outputs ({_e(task)})</h3>")
-        parts.append(_gallery(store, task, df.attrs.get("primary"), max_items))
+        parts.append(_gallery(jobs, scores, inputs, task, df.attrs.get("primary"), max_items))
     for title, items in problems(store).items():
         if items:
             parts.append(f"<h2>{_e(title)}</h2><ul>" + "".join(f"<li>{_e(m)}</li>" for m in items) + "</ul>")
