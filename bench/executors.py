@@ -11,12 +11,12 @@ import json
 import math
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["EXECUTORS", "execute_job", "make_executor"]
+__all__ = ["EXECUTORS", "SYNTHESIZERS", "SynthesizerCache", "check_output", "execute_job", "make_executor"]
 
-_SYNTH_CACHE: dict[str, Any] = {}
 _PLUGINS_LOADED: set[str] = set()
 
 
@@ -29,16 +29,47 @@ def _load_plugins(plugin_files: Sequence[str]) -> None:
             _PLUGINS_LOADED.add(f)
 
 
-def _synthesizer(name: str, preset: str | None, params: dict):
-    from texbench import registry
+class SynthesizerCache:
+    """The synthesizers a worker built, kept by (method, preset, params) for its next jobs: a small LRU.
 
-    key = json.dumps([name, preset, params], sort_keys=True, default=str)
-    if key not in _SYNTH_CACHE:
-        _SYNTH_CACHE[key] = registry.synthesizers.get(name).from_config(preset, params)
-    return _SYNTH_CACHE[key]
+    Building a method can be costly (networks to load, a trained generator held by the instance), and the
+    runner hands out jobs grouped by method, so the few most recently used instances are worth keeping;
+    the oldest is dropped beyond ``maxsize``, so a long suite of many methods or parameter sets does not
+    keep every one of them alive.
+    """
+
+    def __init__(self, maxsize: int = 4) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be at least 1, got {maxsize}")
+        self.maxsize = maxsize
+        self._items: OrderedDict[str, Any] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, name: str, preset: str | None, params: Mapping[str, Any]) -> Any:
+        """The synthesizer ``name`` built with ``preset`` and ``params`` (built now if not kept)."""
+        from texbench import registry
+
+        key = json.dumps([name, preset, params], sort_keys=True, default=str)
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        synth = registry.synthesizers.get(name).from_config(preset, params)
+        self._items[key] = synth
+        while len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
+        return synth
+
+    def clear(self) -> None:
+        self._items.clear()
 
 
-def _check_output(out: Any, size: tuple[int, int], name: str):
+#: the synthesizers of this process (each worker process has its own)
+SYNTHESIZERS = SynthesizerCache()
+
+
+def check_output(out: Any, size: tuple[int, int], name: str):
     import torch
 
     if not isinstance(out, torch.Tensor):
@@ -73,7 +104,7 @@ def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         _load_plugins(payload.get("plugin_files", ()))
         device = resolve_device(payload["device"])
-        synth = _synthesizer(name, payload["preset"], payload["params"])
+        synth = SYNTHESIZERS.get(name, payload["preset"], payload["params"])
         inp = payload["input"]
         t0 = time.perf_counter()
         synth.prepare(inp, seed=payload["seed"], device=device)
@@ -84,7 +115,7 @@ def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
             torch.cuda.synchronize(device)
         t2 = time.perf_counter()
         info = synth.pop_info()
-        out = _check_output(out, tuple(inp.size), name)
+        out = check_output(out, tuple(inp.size), name)
         img = to_uint8(out)
         result.update(status="ok", seconds=t2 - t1, prepare_seconds=t1 - t0, image=img,
                       output_hash=image_hash(img), info=_jsonable(info), provenance=synth.provenance())

@@ -7,6 +7,7 @@ its own transaction as soon as it returns, so an interrupted run keeps everythin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -14,7 +15,7 @@ import json
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,78 +96,118 @@ def run_suite(
         progress: show tqdm progress bars.
         write_report: write ``leaderboard.md``/``.csv`` and the image grids at the end.
     """
+    from texbench.env import environment, resolve_device
+
+    out = Path(out)
+    with _random_init_allowed(suite.allow_random_init):
+        bad: list[tuple[str, str, str, str]] = []
+
+        def on_bad(task, dataset, item, message):
+            bad.append((task, dataset, item, message))
+            print(f"skipping bad input: {message}", file=sys.stderr)
+
+        # the datasets are read before the run directory exists: a missing set or device creates nothing
+        jobs = expand(suite, data_root=Path(data_root) if data_root else None, on_bad_input=on_bad)
+        device = str(resolve_device(suite.device))
+        with Store(out) as store:
+            env = environment(device)
+            _record_run(store, suite, jobs, bad, env)
+            todo = _jobs_to_run(store, jobs, out, rerun=rerun, retry_failed=retry_failed)
+            failed = 0
+            if todo:
+                failed = _run_jobs(store, suite.name, todo, env, device=device, executor=executor, workers=workers,
+                                   ray_address=ray_address, plugin_files=plugin_files, progress=progress)
+            score_run(store, suite, jobs, device=device, progress=progress)
+            summary = RunSummary(out, len(jobs), len(jobs) - len(todo), len(todo), failed, len(bad))
+            if write_report:
+                summary.leaderboard = _write_report(store)
+            return summary
+
+
+@contextlib.contextmanager
+def _random_init_allowed(allow: bool) -> Iterator[None]:
+    """Within the block, let missing weights fall back to random initialisation if ``allow`` (through the
+    environment, so worker processes started meanwhile see it too); afterwards the variable is as before."""
+    from texbench.weights import RANDOM_INIT_ENV
+
+    before = os.environ.get(RANDOM_INIT_ENV)
+    if allow:
+        os.environ[RANDOM_INIT_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(RANDOM_INIT_ENV, None)
+        else:
+            os.environ[RANDOM_INIT_ENV] = before
+
+
+def _record_run(store: Store, suite: Suite, jobs: Sequence[Job], bad: Sequence[tuple[str, str, str, str]],
+                env: dict[str, Any]) -> None:
+    """Store what the run is (suite, environment, each task's primary metric), its bad inputs and a copy
+    of every input image."""
+    store.set_meta({"suite": suite.name, "suite_source": suite.source, "suite_text": suite.text,
+                    "description": suite.description, "env": env})
+    store.set_primary_metrics({spec.task: get_task(spec.task).primary_metric for spec in suite.tasks})
+    for b in bad:
+        store.record_bad_input(*b)
+    _save_inputs(store, jobs)
+
+
+def _jobs_to_run(store: Store, jobs: Sequence[Job], out: Path, *, rerun: bool, retry_failed: bool) -> list[Job]:
+    """The jobs not done yet (all with ``rerun``; failed ones only with ``retry_failed``), saying so."""
+    status = store.job_status()
+    todo = [j for j in jobs
+            if rerun or status.get(j.key) is None or (status.get(j.key) == C.STATUS_FAILED and retry_failed)]
+    old_failures = sum(1 for j in jobs if status.get(j.key) == C.STATUS_FAILED) if not (rerun or retry_failed) else 0
+    if old_failures:
+        print(f"{old_failures} jobs failed in an earlier run and are kept as failed "
+              "(--retry-failed runs them again, e.g. after `texbench weights fetch`).")
+    skipped = len(jobs) - len(todo)
+    if not todo:
+        print(f"All {len(jobs)} jobs are already done in {out} (use --rerun to run them again).")
+    elif skipped:
+        print(f"Resuming: {skipped} of {len(jobs)} jobs already done; running {len(todo)}.")
+    return todo
+
+
+def _run_jobs(store: Store, name: str, todo: Sequence[Job], env: dict[str, Any], *, device: str, executor: str,
+              workers: int | None, ray_address: str | None, plugin_files: Sequence[str], progress: bool) -> int:
+    """Run ``todo`` on the executor, committing each result as it comes; returns how many failed."""
     from tqdm.auto import tqdm
 
-    from texbench.env import environment, resolve_device
     from texbench.executors import make_executor
 
-    if suite.allow_random_init:
-        os.environ["TEXBENCH_ALLOW_RANDOM_WEIGHTS"] = "1"
-    out = Path(out)
-    bad: list[tuple[str, str, str, str]] = []
-
-    def on_bad(task, dataset, item, message):
-        bad.append((task, dataset, item, message))
-        print(f"skipping bad input: {message}", file=sys.stderr)
-
-    # the datasets are read before the run directory exists: a missing set or device creates nothing
-    jobs = expand(suite, data_root=Path(data_root) if data_root else None, on_bad_input=on_bad)
-    device = str(resolve_device(suite.device))
-    store = Store(out)
+    failed = 0
+    ex = make_executor(executor, workers=workers, address=ray_address)
+    payloads = [_payload(j, device, plugin_files) for j in todo]
     try:
-        env = environment(device)
-        store.set_meta({"suite": suite.name, "suite_source": suite.source, "suite_text": suite.text,
-                        "description": suite.description, "env": env})
-        for b in bad:
-            store.record_bad_input(*b)
-        _save_inputs(store, jobs)
-        status = store.job_status()
-        todo = []
-        for j in jobs:
-            s = status.get(j.key)
-            if rerun or s is None or (s == C.STATUS_FAILED and retry_failed):
-                todo.append(j)
-        skipped = len(jobs) - len(todo)
-        failed = 0
-        old_failures = sum(1 for j in jobs if status.get(j.key) == C.STATUS_FAILED) if not (rerun or retry_failed) else 0
-        if old_failures:
-            print(f"{old_failures} jobs failed in an earlier run and are kept as failed "
-                  "(--retry-failed runs them again, e.g. after `texbench weights fetch`).")
-        if not todo:
-            print(f"All {len(jobs)} jobs are already done in {out} (use --rerun to run them again).")
-        else:
-            if skipped:
-                print(f"Resuming: {skipped} of {len(jobs)} jobs already done; running {len(todo)}.")
-            ex = make_executor(executor, workers=workers, address=ray_address)
-            payloads = [_payload(j, device, plugin_files) for j in todo]
-            try:
-                with tqdm(total=len(todo), desc=f"{suite.name}: jobs", unit="job", disable=not progress) as bar:
-                    for i, result in ex.map(payloads):
-                        job = todo[i]
-                        store.write_job(_job_row(job, result, store, env))
-                        if result["status"] != "ok":
-                            failed += 1
-                            tqdm.write(f"FAILED {job.task}/{job.label}/{job.item}/seed {job.seed}: {result['error']}",
-                                       file=sys.stderr)
-                        bar.set_postfix_str(f"{job.task}/{job.label}", refresh=False)
-                        bar.update(1)
-            finally:
-                ex.close()
-        score_run(store, suite, jobs, device=device, progress=progress)
-        summary = RunSummary(out, len(jobs), skipped, len(todo), failed, len(bad))
-        if write_report:
-            from texbench.reports.leaderboard import write_leaderboard
-
-            try:
-                from texbench.reports.grid import write_grids
-
-                write_grids(store)
-            except Exception as exc:  # a picture must never cost the numbers
-                print(f"warning: image grids not written: {exc}", file=sys.stderr)
-            summary.leaderboard = write_leaderboard(store)
-        return summary
+        with tqdm(total=len(todo), desc=f"{name}: jobs", unit="job", disable=not progress) as bar:
+            for i, result in ex.map(payloads):
+                job = todo[i]
+                store.write_job(_job_row(job, result, store, env))
+                if result["status"] != "ok":
+                    failed += 1
+                    tqdm.write(f"FAILED {job.task}/{job.label}/{job.item}/seed {job.seed}: {result['error']}",
+                               file=sys.stderr)
+                bar.set_postfix_str(f"{job.task}/{job.label}", refresh=False)
+                bar.update(1)
     finally:
-        store.close()
+        ex.close()
+    return failed
+
+
+def _write_report(store: Store) -> Path:
+    """Write the image grids, then the leaderboard (Markdown, CSV, HTML); returns the Markdown's path."""
+    from texbench.reports.leaderboard import write_leaderboard
+
+    try:
+        from texbench.reports.grid import write_grids
+
+        write_grids(store)
+    except Exception as exc:  # a picture must never cost the numbers
+        print(f"warning: image grids not written: {exc}", file=sys.stderr)
+    return write_leaderboard(store)
 
 
 def _save_inputs(store: Store, jobs: Sequence[Job]) -> None:
@@ -185,11 +226,12 @@ def _save_inputs(store: Store, jobs: Sequence[Job]) -> None:
 
 # ------------------------------------------------------------------------------------------------- scoring
 class _Metrics:
-    """Metric instances cached per (name, params) for one scoring pass."""
+    """Metric instances cached per (name, params) for one scoring pass, and each metric's direction."""
 
     def __init__(self, device: str) -> None:
         self.device = device
         self.cache: dict[str, Any] = {}
+        self.directions: dict[str, bool | None] = {}
 
     def get(self, use: MetricUse):
         from texbench import registry
@@ -204,6 +246,18 @@ class _Metrics:
         if isinstance(m, Exception):
             raise m
         return m
+
+    def higher_is_better(self, use: MetricUse) -> bool | None:
+        """The metric's direction, stored with each of its scores (also those that failed, so the report
+        shows the column's arrow); None when the metric's plugin cannot be imported."""
+        from texbench import registry
+
+        if use.metric not in self.directions:
+            try:
+                self.directions[use.metric] = bool(registry.metrics.get(use.metric).higher_is_better)
+            except Exception:  # a broken plugin: its scores fail too, recorded with their message
+                self.directions[use.metric] = None
+        return self.directions[use.metric]
 
 
 def _load_output(store: Store, rel: str) -> torch.Tensor:
@@ -226,7 +280,7 @@ def score_run(store: Store, suite: Suite, jobs: Sequence[Job], *, device: str = 
     """
     from tqdm.auto import tqdm
 
-    status = dict(store.conn.execute("SELECT job_key, output FROM jobs WHERE status = 'ok'"))
+    status = store.ok_outputs()
     done = store.scored_columns()
     metrics = _Metrics(device)
     uses_by_task = {}
@@ -246,7 +300,8 @@ def score_run(store: Store, suite: Suite, jobs: Sequence[Job], *, device: str = 
         for use in uses_by_task[(job.task, job.dataset)][0]:
             if use.key in done.get(job.key, set()):
                 continue
-            row = {"column": use.key, "metric": use.metric, "ref": use.ref, "params": dict(use.params)}
+            row = {"column": use.key, "metric": use.metric, "ref": use.ref, "params": dict(use.params),
+                   "higher_is_better": metrics.higher_is_better(use)}
             try:
                 ref = job.example.references.get(use.ref)
                 if ref is None:
@@ -302,7 +357,7 @@ def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> No
                 continue
             row = {"group_key": gk, "column": use.key, "task": task, "dataset": dataset, "label": label,
                    "item": item, "seed": None, "metric": use.metric, "ref": use.ref, "params": dict(use.params),
-                   "members": members}
+                   "members": members, "higher_is_better": metrics.higher_is_better(use)}
             try:
                 m = metrics.get(use)
                 outs = [o[None].to(m.device) for o in outputs.get()]
@@ -325,7 +380,7 @@ def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> No
                 continue
             row = {"group_key": gk, "column": use.key, "task": task, "dataset": dataset, "label": label,
                    "item": None, "seed": seed, "metric": use.metric, "ref": use.ref, "params": dict(use.params),
-                   "members": members}
+                   "members": members, "higher_is_better": metrics.higher_is_better(use)}
             try:
                 m = metrics.get(use)
                 outs = outputs.get()

@@ -4,7 +4,12 @@
   ``kill -9`` at any moment loses at most the job in flight and never corrupts the store.
 * Output images are content-addressed PNGs (``images/<sha256 of pixels>.png``) written atomically
   (temporary file + rename) *before* the row that points at them is committed.
+* Every score carries what ranking needs: its metric's direction (``higher_is_better``), and the
+  ``tasks`` table holds each task's primary metric, so a report ranks the same whether or not the
+  metric plugins can still be imported when it is regenerated.
 * Reports read the store with pandas; nothing in a report needs a method to run again.
+* This is the only module that speaks SQL: the runner and the reports call the named queries below.
+  Run directories written by older versions are migrated when opened (missing columns are added).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE TABLE IF NOT EXISTS scores (
     job_key TEXT NOT NULL, column TEXT NOT NULL, metric TEXT NOT NULL, ref TEXT NOT NULL,
     params TEXT NOT NULL, value REAL, provenance TEXT, error TEXT, created REAL NOT NULL,
+    higher_is_better INTEGER,
     PRIMARY KEY (job_key, column)
 );
 CREATE TABLE IF NOT EXISTS group_scores (
@@ -38,6 +44,7 @@ CREATE TABLE IF NOT EXISTS group_scores (
     task TEXT NOT NULL, dataset TEXT NOT NULL, label TEXT NOT NULL, item TEXT, seed INTEGER,
     metric TEXT NOT NULL, ref TEXT NOT NULL, params TEXT NOT NULL, members TEXT NOT NULL,
     value REAL, extra TEXT, provenance TEXT, error TEXT, created REAL NOT NULL,
+    higher_is_better INTEGER,
     PRIMARY KEY (group_key, column)
 );
 CREATE TABLE IF NOT EXISTS inputs (
@@ -47,7 +54,21 @@ CREATE TABLE IF NOT EXISTS bad_inputs (
     task TEXT NOT NULL, dataset TEXT NOT NULL, item TEXT NOT NULL, error TEXT NOT NULL, created REAL NOT NULL,
     PRIMARY KEY (task, dataset, item)
 );
+CREATE TABLE IF NOT EXISTS tasks (
+    task TEXT PRIMARY KEY, primary_metric TEXT NOT NULL
+);
 """
+
+#: columns added since the first release: table -> [(column, declaration)], added on open when missing
+_ADDED_COLUMNS = {
+    "scores": [("higher_is_better", "INTEGER")],
+    "group_scores": [("higher_is_better", "INTEGER")],
+}
+
+
+def _stored_direction(value: Any) -> int | None:
+    """A metric direction as stored: 1 (higher is better), 0 (lower is better) or NULL (unknown)."""
+    return None if value is None else int(bool(value))
 
 
 class Store:
@@ -64,6 +85,15 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns that run directories of older versions lack (their values stay NULL)."""
+        for table, added in _ADDED_COLUMNS.items():
+            have = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            for column, decl in added:
+                if column not in have:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     def close(self) -> None:
         self.conn.close()
@@ -84,9 +114,24 @@ class Store:
     def meta(self) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM meta")}
 
+    def set_primary_metrics(self, primary: Mapping[str, str]) -> None:
+        """Record each task's primary (ranking) metric."""
+        with self.conn:
+            self.conn.execute("BEGIN")
+            for task, metric in primary.items():
+                self.conn.execute("INSERT OR REPLACE INTO tasks VALUES (?, ?)", (task, metric))
+
+    def primary_metrics(self) -> dict[str, str]:
+        """Task -> its recorded primary metric (empty for runs written before it was recorded)."""
+        return dict(self.conn.execute("SELECT task, primary_metric FROM tasks"))
+
     # ------------------------------------------------------------------------------------------------ jobs
     def job_status(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT job_key, status FROM jobs"))
+
+    def ok_outputs(self) -> dict[str, str]:
+        """job_key -> output path (relative to the run directory) of every job that succeeded."""
+        return dict(self.conn.execute("SELECT job_key, output FROM jobs WHERE status = 'ok'"))
 
     def save_image(self, image_u8, *, digest: str) -> str:
         """Write a uint8 ``(H, W, 3)`` image as ``images/<digest>.png`` (atomically) and return its relative path."""
@@ -107,6 +152,10 @@ class Store:
             save_png(image, self.root / rel)
         with self.conn:
             self.conn.execute("INSERT OR IGNORE INTO inputs VALUES (?, ?)", (digest, rel))
+
+    def input_paths(self) -> dict[str, str]:
+        """Input image hash -> its stored copy's path (relative to the run directory)."""
+        return dict(self.conn.execute("SELECT hash, path FROM inputs"))
 
     def write_job(self, row: Mapping[str, Any]) -> None:
         """Insert or replace one job row in its own transaction."""
@@ -139,30 +188,55 @@ class Store:
         return out
 
     def write_scores(self, job_key: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Insert or replace one job's scores in one transaction.
+
+        Each row: ``column``, ``metric``, ``ref``, and optionally ``params``, ``value``, ``provenance``,
+        ``error`` and ``higher_is_better`` (the metric's direction, which ranking needs)."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             for r in rows:
                 self.conn.execute(
-                    "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO scores (job_key, column, metric, ref, params, value, provenance, "
+                    "error, created, higher_is_better) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (job_key, r["column"], r["metric"], r["ref"], json.dumps(r.get("params", {}), sort_keys=True),
                      r.get("value"), json.dumps(r.get("provenance", {}), sort_keys=True), r.get("error"),
-                     time.time()),
+                     time.time(), _stored_direction(r.get("higher_is_better"))),
                 )
 
     def group_done(self) -> set[tuple[str, str]]:
         return set(self.conn.execute("SELECT group_key, column FROM group_scores WHERE value IS NOT NULL"))
 
     def write_group_score(self, row: Mapping[str, Any]) -> None:
+        """Insert or replace one set-level or seed-pair score (with ``higher_is_better`` like a score)."""
         with self.conn:
             self.conn.execute(
                 "INSERT OR REPLACE INTO group_scores (group_key, column, task, dataset, label, item, seed, metric, "
-                "ref, params, members, value, extra, provenance, error, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "ref, params, members, value, extra, provenance, error, created, higher_is_better) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (row["group_key"], row["column"], row["task"], row["dataset"], row["label"], row.get("item"),
                  row.get("seed"), row["metric"], row["ref"], json.dumps(row.get("params", {}), sort_keys=True),
                  json.dumps(row["members"]), row.get("value"), json.dumps(row.get("extra", {}), default=str),
-                 json.dumps(row.get("provenance", {}), sort_keys=True), row.get("error"), time.time()),
+                 json.dumps(row.get("provenance", {}), sort_keys=True), row.get("error"), time.time(),
+                 _stored_direction(row.get("higher_is_better"))),
             )
+
+    def provenances(self) -> list[dict[str, str]]:
+        """Each distinct weights provenance (``{name: "sha256:..." or "random-init:seed=N"}``) recorded
+        with a job, a score or a group score, decoded."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT provenance FROM scores UNION SELECT DISTINCT provenance FROM group_scores "
+            "UNION SELECT DISTINCT provenance FROM jobs"
+        )
+        return [json.loads(p) for (p,) in rows if p]
+
+    def metric_error_counts(self) -> list[tuple[str, str, int]]:
+        """(column, error message, count) of the scores that failed, on successful jobs, then of the
+        group scores that failed."""
+        return self.conn.execute(
+            "SELECT s.column, s.error, COUNT(*) FROM scores s JOIN jobs j ON j.job_key = s.job_key "
+            "WHERE s.error IS NOT NULL AND j.status = 'ok' GROUP BY s.column, s.error "
+            "UNION ALL SELECT column, error, COUNT(*) FROM group_scores WHERE error IS NOT NULL GROUP BY column, error"
+        ).fetchall()
 
     # ---------------------------------------------------------------------------------------------- pandas
     def jobs_frame(self):

@@ -46,7 +46,7 @@ def write_grids(store: Store, *, max_rows: int = 4, cell: int = 128) -> list[Pat
     from texbench.imageio import atomic_write_bytes
 
     jobs = store.jobs_frame()
-    inputs = dict(store.conn.execute("SELECT hash, path FROM inputs"))
+    inputs = store.input_paths()
     written = []
     for task in dict.fromkeys(jobs[C.TASK]):
         tj = jobs[jobs[C.TASK] == task]

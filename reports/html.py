@@ -161,7 +161,7 @@ def report_html(store: Store, tables: dict[str, Any] | None = None, *, max_items
         parts.append(f'<p class="warn">{_e(RANDOM_INIT_WARNING)}</p>')
     jobs = store.jobs_frame()
     scores = store.scores_frame()
-    inputs = dict(store.conn.execute("SELECT hash, path FROM inputs"))
+    inputs = store.input_paths()
     for task, df in tables.items():
         desc = TASKS[task].description if task in TASKS else ""
         tj = jobs[jobs[C.TASK] == task]

@@ -57,7 +57,34 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
     return float(v.mean()), float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sem), n
 
 
-def _direction(metric: str) -> bool | None:
+class _Directions:
+    """Each score column's ranking direction, read from the store (recorded with every score); for rows
+    written before texbench stored it, from the installed metric plugins, and the report says so."""
+
+    def __init__(self) -> None:
+        self.from_registry: set[str] = set()
+
+    def of(self, scores: Any) -> bool | None:
+        """The direction stored with these scores of one column (the first one recorded), else the
+        registry's for their metric; None when neither knows (the column is then not marked or ranked by it)."""
+        if "higher_is_better" in scores:
+            stored = [v for v in scores["higher_is_better"] if v is not None and v == v]  # v == v: not NaN
+            if stored:
+                return bool(stored[0])
+        metric = scores["metric"].iloc[0]
+        self.from_registry.add(metric)
+        return _registry_direction(metric)
+
+    def warn(self, run: Path) -> None:
+        if self.from_registry:
+            import sys
+
+            print(f"note: {run}: no ranking direction is stored for the scores of "
+                  f"{', '.join(sorted(self.from_registry))} (written by an older texbench); "
+                  "it is taken from the installed metric plugins", file=sys.stderr)
+
+
+def _registry_direction(metric: str) -> bool | None:
     from texbench import registry
 
     try:
@@ -129,90 +156,106 @@ def _paired_vs_first(df: Any, primary_scores: Any) -> None:
 def leaderboard_tables(store: Store) -> dict[str, Any]:
     """Task -> DataFrame indexed by method label, with ``<col>``, ``<col> ci95``, ``<col> n`` columns,
     ``median s/img``, ``failed`` and ``rank``; ``df.attrs`` holds the column directions and the primary
-    metric."""
-    import pandas as pd
+    metric.
 
+    Ranking uses only what the store holds: each score's direction and each task's primary metric, both
+    recorded when the run scored; for a run written before they were, the registry's and the task's."""
     from texbench.tasks import TASKS
 
     jobs = store.jobs_frame()
     scores = store.scores_frame()
     groups = store.group_scores_frame()
+    primaries = store.primary_metrics()
+    directions = _Directions()
     tables = {}
     for task in [t for t in TASKS if t in set(jobs[C.TASK])] + sorted(set(jobs[C.TASK]) - set(TASKS)):
-        tj = jobs[jobs[C.TASK] == task]
-        labels = list(dict.fromkeys(tj[C.LABEL]))
-        rows: dict[str, dict[str, Any]] = {lab: {} for lab in labels}
-        directions: dict[str, bool | None] = {}
-        order: list[str] = []
-        ts = scores[scores[C.TASK] == task]
-        for col in dict.fromkeys(ts[C.COLUMN]):
-            sub = ts[ts[C.COLUMN] == col]
-            directions[col] = _direction(sub["metric"].iloc[0])
-            order.append(col)
-            for lab in labels:
-                m, h, n = mean_ci(sub[sub[C.LABEL] == lab][C.VALUE].tolist())
-                rows[lab].update({col: m, f"{col} ci95": h, f"{col} n": n})
-        tg = groups[groups[C.TASK] == task] if len(groups) else groups
-        for col in dict.fromkeys(tg[C.COLUMN]) if len(tg) else []:
-            sub = tg[tg[C.COLUMN] == col]
-            d = _direction(sub["metric"].iloc[0])
-            # a distance between the outputs of different seeds measures diversity: there, more is better
-            directions[col] = (not d) if (d is not None and sub["ref"].iloc[0] == "seeds") else d
-            order.append(col)
-            for lab in labels:
-                m, h, n = mean_ci(sub[sub[C.LABEL] == lab][C.VALUE].tolist())
-                rows[lab].update({col: m, f"{col} ci95": h, f"{col} n": n})
-        if {"lpips-content", "fid-style"} <= set(order):
-            # ArtFID (Wright & Ommer 2022): (1 + LPIPS to the content) * (1 + FID to the styles), from the
-            # means of its two parts, so it has no interval of its own
-            for lab in labels:
-                r = rows[lab]
-                r[ARTFID] = (1 + r["lpips-content"]) * (1 + r["fid-style"])
-                r[f"{ARTFID} ci95"], r[f"{ARTFID} n"] = math.nan, r["fid-style n"]
-            directions[ARTFID] = False
-            order.append(ARTFID)
-        for lab in labels:
-            lj = tj[tj[C.LABEL] == lab]
-            ok = lj[lj[C.STATUS] == C.STATUS_OK]
-            rows[lab][C.MEDIAN_SECONDS] = float(ok[C.SECONDS].median()) if len(ok) else math.nan
-            train = _train_seconds(ok)
-            if train is not None:
-                rows[lab][C.TRAIN_SECONDS] = train
-            rows[lab][C.FAILED] = int((lj[C.STATUS] == C.STATUS_FAILED).sum())
-            rows[lab][C.N] = int(len(lj))
-        df = pd.DataFrame.from_dict(rows, orient="index")
-        df.index.name = C.LABEL
-        primary = TASKS[task].primary_metric if task in TASKS else ""
-        pcol = next((c for c in order if c == primary), None)
-        if pcol is None:
-            pcol = next((c for c in order if ts[ts[C.COLUMN] == c]["metric"].iloc[0] == primary), None) if len(ts) else None
-        if pcol is None and order:
-            pcol = order[0]
-        if pcol in order:  # the ranking metric first
-            order.remove(pcol)
-            order.insert(0, pcol)
-        if pcol is not None and pcol in df:
-            asc = not directions.get(pcol, False)
-            df[C.RANK] = df[pcol].rank(ascending=asc, method="min")
-            df = df.sort_values([C.RANK], na_position="last")
-            if len(ts) and pcol in set(ts[C.COLUMN]) and len(df) > 1 and math.isfinite(df[pcol].iloc[0]):
-                _paired_vs_first(df, ts[ts[C.COLUMN] == pcol])
-        df.attrs.update(directions=directions, primary=pcol, columns=order)
-        tables[task] = df
+        primary = primaries.get(task) or (TASKS[task].primary_metric if task in TASKS else "")
+        tables[task] = _task_table(
+            jobs[jobs[C.TASK] == task],
+            scores[scores[C.TASK] == task],
+            groups[groups[C.TASK] == task] if len(groups) else groups,
+            primary,
+            directions,
+        )
+    directions.warn(store.root)
     return tables
 
 
+def _task_table(tj: Any, ts: Any, tg: Any, primary: str, directions: _Directions) -> Any:
+    """One task's leaderboard from its jobs, scores and group scores, ranked by ``primary``."""
+    import pandas as pd
+
+    labels = list(dict.fromkeys(tj[C.LABEL]))
+    rows: dict[str, dict[str, Any]] = {lab: {} for lab in labels}
+    columns: dict[str, bool | None] = {}  # column -> direction, in display order
+    for col in dict.fromkeys(ts[C.COLUMN]):
+        sub = ts[ts[C.COLUMN] == col]
+        columns[col] = directions.of(sub)
+        _add_means(rows, sub, col)
+    for col in dict.fromkeys(tg[C.COLUMN]) if len(tg) else []:
+        sub = tg[tg[C.COLUMN] == col]
+        d = directions.of(sub)
+        # a distance between the outputs of different seeds measures diversity: there, more is better
+        columns[col] = (not d) if (d is not None and sub["ref"].iloc[0] == "seeds") else d
+        _add_means(rows, sub, col)
+    if {"lpips-content", "fid-style"} <= set(columns):
+        # ArtFID (Wright & Ommer 2022): (1 + LPIPS to the content) * (1 + FID to the styles), from the
+        # means of its two parts, so it has no interval of its own
+        for r in rows.values():
+            r[ARTFID] = (1 + r["lpips-content"]) * (1 + r["fid-style"])
+            r[f"{ARTFID} ci95"], r[f"{ARTFID} n"] = math.nan, r["fid-style n"]
+        columns[ARTFID] = False
+    for lab in labels:
+        rows[lab].update(_job_columns(tj[tj[C.LABEL] == lab]))
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = C.LABEL
+    order = list(columns)
+    pcol = _primary_column(order, ts, primary)
+    if pcol in order:  # the ranking metric first
+        order.remove(pcol)
+        order.insert(0, pcol)
+    if pcol is not None and pcol in df:
+        asc = not columns.get(pcol, False)
+        df[C.RANK] = df[pcol].rank(ascending=asc, method="min")
+        df = df.sort_values([C.RANK], na_position="last")
+        if len(ts) and pcol in set(ts[C.COLUMN]) and len(df) > 1 and math.isfinite(df[pcol].iloc[0]):
+            _paired_vs_first(df, ts[ts[C.COLUMN] == pcol])
+    df.attrs.update(directions=columns, primary=pcol, columns=order)
+    return df
+
+
+def _add_means(rows: dict[str, dict[str, Any]], sub: Any, col: str) -> None:
+    """``col``, ``col ci95`` and ``col n`` of each label's row, from the scores ``sub`` of that column."""
+    for lab, r in rows.items():
+        m, h, n = mean_ci(sub[sub[C.LABEL] == lab][C.VALUE].tolist())
+        r.update({col: m, f"{col} ci95": h, f"{col} n": n})
+
+
+def _job_columns(lj: Any) -> dict[str, Any]:
+    """One label's median seconds per image, training seconds (if it trained), failures and job count."""
+    ok = lj[lj[C.STATUS] == C.STATUS_OK]
+    out: dict[str, Any] = {C.MEDIAN_SECONDS: float(ok[C.SECONDS].median()) if len(ok) else math.nan}
+    train = _train_seconds(ok)
+    if train is not None:
+        out[C.TRAIN_SECONDS] = train
+    out[C.FAILED] = int((lj[C.STATUS] == C.STATUS_FAILED).sum())
+    out[C.N] = int(len(lj))
+    return out
+
+
+def _primary_column(order: list[str], ts: Any, primary: str) -> str | None:
+    """The column that ranks: the one named like the primary metric, else the first computed by it, else
+    the first column."""
+    pcol = next((c for c in order if c == primary), None)
+    if pcol is None:
+        pcol = next((c for c in order if ts[ts[C.COLUMN] == c]["metric"].iloc[0] == primary), None) if len(ts) else None
+    if pcol is None and order:
+        pcol = order[0]
+    return pcol
+
+
 def _provenance(store: Store) -> list[str]:
-    seen = set()
-    for (p,) in store.conn.execute(
-        "SELECT DISTINCT provenance FROM scores UNION SELECT DISTINCT provenance FROM group_scores "
-        "UNION SELECT DISTINCT provenance FROM jobs"
-    ):
-        if not p:
-            continue
-        for k, v in json.loads(p).items():
-            seen.add(f"{k}: {v}")
-    return sorted(seen)
+    return sorted({f"{k}: {v}" for prov in store.provenances() for k, v in prov.items()})
 
 
 def report_header(store: Store) -> dict[str, Any]:
@@ -270,11 +313,7 @@ def problems(store: Store) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {"Failures": [], "Metric errors": [], "Skipped inputs": []}
     for _, r in failed.iterrows():
         out["Failures"].append(f"{r[C.TASK]} / {r[C.LABEL]} / {r[C.ITEM]} / seed {r[C.SEED]}: {_oneline(r[C.ERROR])}")
-    errs = store.conn.execute(
-        "SELECT s.column, s.error, COUNT(*) FROM scores s JOIN jobs j ON j.job_key = s.job_key "
-        "WHERE s.error IS NOT NULL AND j.status = 'ok' GROUP BY s.column, s.error "
-        "UNION ALL SELECT column, error, COUNT(*) FROM group_scores WHERE error IS NOT NULL GROUP BY column, error"
-    ).fetchall()
+    errs = store.metric_error_counts()
     out["Metric errors"] = [f"{col} ({n}×): {_oneline(err)}" for col, err, n in errs]
     bad = store.bad_inputs_frame()
     out["Skipped inputs"] = [f"{r['task']} / {r['dataset']} / {r['item']}: {_oneline(r['error'])}"

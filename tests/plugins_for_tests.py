@@ -77,3 +77,15 @@ class TrainedBlur(Synthesizer):
         w = self._trained.state["w"]
         x = task_input.image
         return (w[0] * x.roll(1, -1) + w[1] * x + w[2] * x.roll(-1, -1)).clamp(0, 1)
+
+
+class RandomInitReporter(Synthesizer):
+    """Copies the input and records whether random-init weights are allowed where the job ran."""
+
+    name = "random-init-reporter"
+    description = "records TEXBENCH_ALLOW_RANDOM_WEIGHTS as the job saw it (test plugin)"
+    tasks = ("denoise",)
+
+    def run(self, task_input, *, seed, device):
+        self.record(allow_random_weights=os.environ.get("TEXBENCH_ALLOW_RANDOM_WEIGHTS"))
+        return task_input.image.clone()

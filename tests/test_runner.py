@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import textwrap
 from pathlib import Path
@@ -95,6 +96,25 @@ def test_failing_plugins_are_recorded_and_others_complete(tmp_path):
     md = (out / "leaderboard.md").read_text()
     assert "## Failures" in md and "deliberate failure" in md and "## Skipped inputs" in md
     assert "| copy-input" in md
+
+
+@pytest.mark.parametrize(("executor", "before"), [("local", None), ("local", "0"), ("process", None)])
+def test_allow_random_init_lasts_as_long_as_the_run(tmp_path, monkeypatch, executor, before):
+    # the suite's allow_random_init reaches the jobs (worker processes included) and ends with the run
+    if before is None:
+        monkeypatch.delenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", raising=False)
+    else:
+        monkeypatch.setenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", before)
+    load_plugin_file(PLUGINS)
+    p = _suite(tmp_path, '{ name = "random-init-reporter" }')
+    p.write_text("allow_random_init = true\n" + p.read_text())
+    out = tmp_path / "run"
+    run_suite(load_suite(str(p)), out, progress=False, write_report=False, plugin_files=[PLUGINS],
+              executor=executor, workers=1)
+    with Store(out) as st:
+        infos = [json.loads(i) for i in st.jobs_frame()["info"]]
+    assert [i["allow_random_weights"] for i in infos] == ["1"] * 3
+    assert os.environ.get("TEXBENCH_ALLOW_RANDOM_WEIGHTS") == before
 
 
 def test_suite_errors_are_clear(tmp_path):
