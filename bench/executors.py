@@ -38,7 +38,7 @@ def _synthesizer(name: str, preset: str | None, params: dict):
     return _SYNTH_CACHE[key]
 
 
-def _check_output(out: Any, size: tuple[int, int], name: str):
+def check_output(out: Any, size: tuple[int, int], name: str):
     import torch
 
     if not isinstance(out, torch.Tensor):
@@ -84,7 +84,7 @@ def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
             torch.cuda.synchronize(device)
         t2 = time.perf_counter()
         info = synth.pop_info()
-        out = _check_output(out, tuple(inp.size), name)
+        out = check_output(out, tuple(inp.size), name)
         img = to_uint8(out)
         result.update(status="ok", seconds=t2 - t1, prepare_seconds=t1 - t0, image=img,
                       output_hash=image_hash(img), info=_jsonable(info), provenance=synth.provenance())
