@@ -2,7 +2,7 @@
 
 Every image inside texbench is a float32 tensor of shape ``(3, H, W)`` with values in [0, 1], RGB.
 :func:`load_image` turns what users have into that; :func:`save_png` quantises once to uint8 and writes
-atomically.
+atomically (through :mod:`texbench.files`).
 
 Conversions applied by :func:`load_image`, in order:
 
@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+# Atomic writes have one owner, texbench.files; re-exported because plugins write through them.
+from texbench.files import atomic_write_bytes, shared_file_mode  # noqa: F401
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -137,33 +139,6 @@ def image_hash(image: torch.Tensor | np.ndarray) -> str:
     h.update(repr(arr.shape).encode())
     h.update(arr.tobytes())
     return h.hexdigest()
-
-
-def shared_file_mode() -> int:
-    """The mode a plain ``open()`` would give a new file under the current umask (``0o666 & ~umask``
-    without execute bits, at most 0o644): ``mkstemp``'s 0600 would hide a shared cache or run directory
-    from the other users of a machine."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o644 & ~mask
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see half a file;
-    the file gets :func:`shared_file_mode`."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, shared_file_mode())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_png(image: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:

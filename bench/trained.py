@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import time
@@ -27,7 +26,7 @@ from typing import Any
 
 import torch
 
-from texbench.imageio import atomic_write_bytes
+from texbench.files import atomic_torch_save, atomic_write_bytes
 
 __all__ = ["TrainedWeights", "load_or_train", "subsample_curve", "trained_dir", "training_key"]
 
@@ -124,8 +123,6 @@ def load_or_train(
         state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
         record = {"fields": dict(fields), "info": info, "train_seconds": seconds,
                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        atomic_write_bytes(weights, buf.getvalue())
+        atomic_torch_save(state, weights)
         atomic_write_bytes(meta, json.dumps(record, indent=1, default=str).encode())
         return TrainedWeights(state, cached=False, record=record, key=key)

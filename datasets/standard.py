@@ -15,16 +15,14 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import tempfile
 import tomllib
-import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 from texbench.base import Dataset, DatasetItem
-from texbench.imageio import shared_file_mode
+from texbench.files import ChecksumError, atomic_write, download, sha256_file
 
 __all__ = ["DatasetFetchError", "StandardSet", "dataset_dir", "fetch_set", "standard_sets"]
 
@@ -66,8 +64,6 @@ def dataset_dir(name: str) -> Path:
 
 
 def _sha256(path: Path) -> str:
-    from texbench.weights import sha256_file
-
     return sha256_file(path)
 
 
@@ -117,38 +113,9 @@ def fetch_set(name: str, *, from_dir: str | os.PathLike | None = None, timeout: 
     else:
         todo_iter = todo
     for fname, sha, url in todo_iter:
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{fname}.", suffix=".tmp")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            if from_dir is not None:
-                # by the local name, or by the source's own file name (DIP's data/denoising/F16_GT.png)
-                alt = PurePosixPath(urlparse(url).path).name if url else fname
-                cands = index.get(fname, []) + (index.get(alt, []) if alt != fname else [])
-                match = next((c for c in cands if _sha256(c) == sha), None)
-                if match is None:
-                    got = ", ".join(f"{c} has sha256 {_sha256(c)}" for c in cands) or "not found"
-                    problems.append(f"{fname}: expected sha256 {sha}; {got}")
-                    continue
-                shutil.copyfile(match, tmp)
-            elif url is None:
-                problems.append(f"{fname}: no download location is recorded for this set")
-                continue
-            else:
-                try:
-                    with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
-                        shutil.copyfileobj(resp, out)
-                except OSError as exc:
-                    problems.append(f"{fname}: download from {url} failed: {exc}")
-                    continue
-                got = _sha256(tmp)
-                if got != sha:
-                    problems.append(f"{fname}: {url} gave sha256 {got}, expected {sha}")
-                    continue
-            os.chmod(tmp, shared_file_mode())
-            os.replace(tmp, folder / fname)
-        finally:
-            tmp.unlink(missing_ok=True)
+        problem = _fetch_file(folder / fname, sha, url, index if from_dir is not None else None, timeout)
+        if problem:
+            problems.append(problem)
     if problems:
         how = (f"copy the files from a folder you have: texbench datasets fetch {name} --from DIR"
                if from_dir is None else "check that the folder holds the original, unmodified files")
@@ -157,6 +124,33 @@ def fetch_set(name: str, *, from_dir: str | os.PathLike | None = None, timeout: 
             f"(source: {s.source}; {s.homepage}):\n  " + "\n  ".join(problems) + f"\n{how}"
         )
     return folder
+
+
+def _fetch_file(dest: Path, sha: str, url: str | None, index: dict[str, list[Path]] | None,
+                timeout: float) -> str | None:
+    """Put one verified file at ``dest``, copied from a local ``index`` (file name → paths) or downloaded
+    from ``url``, atomically (:mod:`texbench.files`); returns what went wrong, or ``None``."""
+    fname = dest.name
+    if index is not None:
+        # by the local name, or by the source's own file name (DIP's data/denoising/F16_GT.png)
+        alt = PurePosixPath(urlparse(url).path).name if url else fname
+        cands = index.get(fname, []) + (index.get(alt, []) if alt != fname else [])
+        match = next((c for c in cands if _sha256(c) == sha), None)
+        if match is None:
+            got = ", ".join(f"{c} has sha256 {_sha256(c)}" for c in cands) or "not found"
+            return f"{fname}: expected sha256 {sha}; {got}"
+        with open(match, "rb") as src, atomic_write(dest, sha256=sha) as out:
+            shutil.copyfileobj(src, out)
+        return None
+    if url is None:
+        return f"{fname}: no download location is recorded for this set"
+    try:
+        download(url, dest, sha256=sha, timeout=timeout, progress=False)
+    except ChecksumError as exc:
+        return f"{fname}: {url} gave sha256 {exc.actual}, expected {sha}"
+    except OSError as exc:
+        return f"{fname}: download from {url} failed: {exc}"
+    return None
 
 
 class StandardDataset(Dataset):

@@ -145,8 +145,8 @@ def test_fid_metric_sets_crops_and_provenance(random_weights):
 def test_fid_paths_folder_npz_and_cli(random_weights, tmp_path):
     from click.testing import CliRunner
 
+    from texbench.cli.fid_stats import command as fid_stats
     from texbench.imageio import save_png
-    from texbench.metrics.fid_cli import fid_stats
 
     a, b = tmp_path / "a", tmp_path / "b"
     for folder, imgs in ((a, _images(3, 40, 2)), (b, _images(3, 40, 3))):
@@ -169,8 +169,8 @@ def test_fid_paths_folder_npz_and_cli(random_weights, tmp_path):
 def test_missing_weights_give_the_clear_message_and_exit_code_2(texbench_home, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
+    from texbench.cli.fid_stats import command as fid_stats
     from texbench.imageio import save_png
-    from texbench.metrics.fid_cli import fid_stats
 
     monkeypatch.delenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", raising=False)
     (tmp_path / "a").mkdir()

@@ -1,15 +1,19 @@
-"""LPIPS calibration: BAPPS loader, 2AFC/JND scores, lin training on the synthetic 2AFC set, CLI."""
+"""LPIPS calibration (texbench.calibration): BAPPS loader, 2AFC/JND scores, lin training on the synthetic
+2AFC set, atomic checkpoints, CLI."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-from texbench.metrics import lpips_train as lt
+from texbench import calibration as lt
+from texbench.cli import main
 from texbench.metrics import lpips_weights as lw
 from texbench.metrics.lpips import LPIPSNet, load_calibrated
 from texbench.weights import find_cached
@@ -18,11 +22,9 @@ from texbench.weights import find_cached
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     """A small SYNTHETIC BAPPS-layout set written through the CLI (built-in images, proxy observer)."""
-    from texbench.metrics.lpips_cli import lpips
-
     out = tmp_path_factory.mktemp("bapps") / "synthetic"
     res = CliRunner().invoke(
-        lpips, ["make-2afc", str(out), "--n-train", "160", "--n-val", "160", "--n-jnd", "40", "--seed", "1"]
+        main, ["lpips", "make-2afc", str(out), "--n-train", "160", "--n-val", "160", "--n-jnd", "40", "--seed", "1"]
     )
     assert res.exit_code == 0, res.output
     return out
@@ -104,7 +106,7 @@ def test_ranking_head_shapes():
 
 def test_learning_rate_schedule_is_the_papers():
     cfg = lt.TrainConfig(lr=1e-4, epochs=5, epochs_decay=5)
-    rates = [lt._lr_for_epoch(cfg, e) for e in range(1, 11)]
+    rates = [lt.lr_for_epoch(cfg, e) for e in range(1, 11)]
     np.testing.assert_allclose(rates, [1e-4] * 6 + [0.8e-4, 0.6e-4, 0.4e-4, 0.2e-4])
 
 
@@ -172,21 +174,43 @@ def test_scratch_checkpoint_holds_the_trained_backbone(synthetic, tmp_path):
     assert any(not torch.equal(ck["features"][k], start[k]) for k in start)
 
 
+def test_checkpoints_get_the_umask_mode_and_a_failed_save_leaves_no_temporary_file(synthetic, tmp_path,
+                                                                                  monkeypatch):
+    """Checkpoints are written through texbench.files: readable by the machine's other users like any file
+    (0644 under umask 022, not mkstemp's 0600), and a save that fails halfway keeps the previous one."""
+    data = [synthetic / "2afc" / "train" / "synthetic_procedural"]
+    cfg = dict(net="alex", variant="scratch", epochs=1, epochs_decay=0, batch_size=8, load_size=32, lr=1e-3)
+    quiet = dict(progress=False, log=lambda s: None)
+    old_umask = os.umask(0o022)
+    try:
+        latest = lt.train(lt.TrainConfig(**cfg, max_steps=1), data, tmp_path, **quiet)
+    finally:
+        os.umask(old_umask)
+    assert latest.name == "latest.pth" and stat.S_IMODE(latest.stat().st_mode) == 0o644
+    before = latest.read_bytes()
+
+    def save_half(obj, f, *args, **kwargs):
+        f.write(b"the first half of a checkpoint")
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(torch, "save", save_half)
+    with pytest.raises(OSError, match="no space left"):
+        lt.train(lt.TrainConfig(**cfg, max_steps=2), data, tmp_path, **quiet)
+    assert latest.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "latest.pth"]
+
+
 # ---------------------------------------------------------------------------------------- CLI
 def test_eval_cli_prints_per_category_table(synthetic, backbone_available):
-    from texbench.metrics.lpips_cli import lpips
-
     if find_cached(lw.LIN_SPECS["alex"]) is None:
         pytest.skip("official LPIPS linear weights not cached")
-    res = CliRunner().invoke(lpips, ["eval", str(synthetic), "--net", "alex", "--batch-size", "40"])
+    res = CliRunner().invoke(main, ["lpips", "eval", str(synthetic), "--net", "alex", "--batch-size", "40"])
     assert res.exit_code == 0, res.output
     assert "synthetic" in res.output and "2AFC synthetic_natural" in res.output
     assert "JND synthetic_procedural" in res.output and "2AFC mean" in res.output
 
 
 def test_cli_reports_malformed_data(tmp_path):
-    from texbench.metrics.lpips_cli import lpips
-
     (tmp_path / "empty").mkdir()
-    res = CliRunner().invoke(lpips, ["eval", str(tmp_path / "empty")])
+    res = CliRunner().invoke(main, ["lpips", "eval", str(tmp_path / "empty")])
     assert res.exit_code != 0 and "no BAPPS" in res.output

@@ -1,6 +1,6 @@
 """Speed of the classic patch-based synthesizers, and image quilting against a naive reference.
 
-``python -m texbench.perf patch [--size 256] [--exemplar-size 128] [--methods ...] [--threads 1]``
+``python -m benchmarks patch [--size 256] [--exemplar-size 128] [--methods ...] [--threads 1]``
 
 Times each method (paper defaults) for one ``size²`` output from a ``exemplar-size²`` exemplar, then
 times image quilting once more with its overlap errors computed by a Python loop over the candidate
@@ -33,7 +33,7 @@ def _exemplar(size: int) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m texbench.perf patch", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks patch", description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=256, help="output side (default 256)")
     parser.add_argument("--exemplar-size", type=int, default=128, help="exemplar side (default 128)")
     parser.add_argument("--methods", nargs="*", default=list(DEFAULT_METHODS))

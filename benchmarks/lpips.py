@@ -1,4 +1,4 @@
-"""``python -m texbench.perf lpips``: LPIPS pairs/s, texbench vs the ``lpips`` package, same inputs, one run.
+"""``python -m benchmarks lpips``: LPIPS pairs/s, texbench vs the ``lpips`` package, same inputs, one run.
 
 Both models get identical backbone weights (texbench's, real when cached, else seeded random) and the
 official v0.1 linear layers; the values are checked to agree within 1e-5 before timing. Runs are
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     from texbench.metrics.lpips_weights import BACKBONE_SPECS
     from texbench.weights import find_cached
 
-    ap = argparse.ArgumentParser(prog="python -m texbench.perf lpips")
+    ap = argparse.ArgumentParser(prog="python -m benchmarks lpips")
     ap.add_argument("--net", choices=("alex", "vgg", "squeeze"), default="alex")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--size", type=int, default=128)

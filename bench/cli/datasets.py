@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import click
 
+from texbench.cli.common import Group
 
-@click.group("datasets")
-def datasets() -> None:
+__all__ = ["command"]
+
+
+@click.group("datasets", cls=Group)
+def command() -> None:
     """Standard test sets (Kodak24, CBSD68, Set5, Set14, DIP's images): list them, fetch them with checksums."""
 
 
-@datasets.command("list")
+@command.command("list")
 def datasets_list() -> None:
     """Each standard set: whether its verified copy is present, where, and where it comes from."""
     from texbench.datasets.standard import dataset_dir, missing_files, standard_sets
@@ -23,15 +27,18 @@ def datasets_list() -> None:
         click.echo(f"{'':10s} {s.description}; {s.license}; {url}")
 
 
-@datasets.command("fetch")
+@command.command("fetch")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--from", "from_dir", type=click.Path(exists=True, file_okay=False),
               help="Copy the files from this folder (searched recursively by name) instead of downloading.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def datasets_fetch(names, from_dir, quiet) -> None:
     """Fetch NAMES into the texbench cache, verifying every file's sha256 (files already there are kept)."""
-    from texbench.datasets.standard import DatasetFetchError, fetch_set
+    from texbench.datasets.standard import DatasetFetchError, fetch_set, standard_sets
 
+    unknown = [n for n in names if n not in standard_sets()]
+    if unknown:
+        raise click.ClickException(f"unknown standard set(s) {', '.join(unknown)}; known: {', '.join(standard_sets())}")
     failed = []
     for name in names:
         try:

@@ -7,14 +7,16 @@ comparing against it.
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import click
 
-__all__ = ["fid_stats"]
+from texbench.cli.common import Command
+
+__all__ = ["command"]
 
 
-@click.command("fid-stats")
+@click.command("fid-stats", cls=Command)
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option(
@@ -32,27 +34,13 @@ __all__ = ["fid_stats"]
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
-def fid_stats(folder, out, resize, crop_size, crops_per_image, seed, device, batch_size, force):
+def command(folder, out, resize, crop_size, crops_per_image, seed, device, batch_size, force):
     """Save FID reference statistics (mu, sigma of pool3 features) of the images in FOLDER to OUT.npz."""
-    from pathlib import Path
-
     from texbench.metrics.fid import FID, FIDParams
-    from texbench.weights import WeightsError
 
     if Path(out).exists() and not force:
         raise click.UsageError(f"{out} exists (use --force to overwrite)")
-    try:
-        metric = FID(
-            FIDParams(crop_size=crop_size, crops_per_image=crops_per_image, resize=resize), device=device
-        )
-        metric.batch_size = batch_size
-        stats = metric.save_folder_statistics(folder, out, seed=seed)
-    except WeightsError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-    except ValueError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    click.echo(
-        f"saved statistics of {stats.meta.get('n')} images ({stats.meta.get('fid-inception')}) to {out}"
-    )
+    metric = FID(FIDParams(crop_size=crop_size, crops_per_image=crops_per_image, resize=resize), device=device)
+    metric.batch_size = batch_size
+    stats = metric.save_folder_statistics(folder, out, seed=seed)
+    click.echo(f"saved statistics of {stats.meta.get('n')} images ({stats.meta.get('fid-inception')}) to {out}")

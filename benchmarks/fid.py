@@ -1,6 +1,6 @@
 """FID feature extraction speed: texbench's FID Inception vs pytorch-fid 0.3.0, same inputs, same weights.
 
-    python -m texbench.perf fid [--n 32] [--size 256] [--batch-size 32] [--repeats 3] [--threads N]
+    python -m benchmarks fid [--n 32] [--size 256] [--batch-size 32] [--repeats 3] [--threads N]
 
 Prints images/s for both (best of ``--repeats`` timed passes after a warm-up), their ratio and the largest
 pool3 difference (equal values are part of the claim), then SiFID on 128×128 pairs against running the
@@ -40,7 +40,7 @@ def _best(fn, repeats: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m texbench.perf fid", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks fid", description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=32, help="images per timed pass")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=32)

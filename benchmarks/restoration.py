@@ -1,8 +1,8 @@
 """Restoration benchmark: Deep Image Prior against classic baselines, quality and seconds in one table.
 
-    python -m texbench.perf restoration                       # built-in images, paper budgets
-    python -m texbench.perf restoration --data ../shared/data/set5 --tasks sr4
-    python -m texbench.perf restoration --iterations 200      # cap DIP's steps (labelled in the table)
+    python -m benchmarks restoration                       # built-in images, paper budgets
+    python -m benchmarks restoration --data ../shared/data/set5 --tasks sr4
+    python -m benchmarks restoration --iterations 200      # cap DIP's steps (labelled in the table)
 
 For each image and task (``denoise`` at σ = 25, ``sr4``) it builds the task's input exactly as the runner
 does, runs DIP (paper settings, :mod:`texbench.synthesizers.dip`), NL-means and BM3D (denoise), bicubic
@@ -164,7 +164,7 @@ def _method(name: str, preset: str | None, overrides: dict, notes: list[str]):
 # ------------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
-        prog="python -m texbench.perf restoration", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks restoration", description=__doc__.split("\n")[0]
     )
     ap.add_argument("--data", help="folder of clean images (default: built-in astronaut, chelsea, coffee)")
     ap.add_argument("--limit", type=int, default=None, help="use the first N images of --data")

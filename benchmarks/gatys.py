@@ -1,6 +1,6 @@
 """Seconds per L-BFGS function evaluation of Gatys texture synthesis: texbench vs a tutorial-style reference.
 
-``python -m texbench.perf gatys [--sizes 128 256] [--evals 10] [--device cpu] [--threads N]``
+``python -m benchmarks gatys [--sizes 128 256] [--evals 10] [--device cpu] [--threads N]``
 
 Both sides minimise the same loss (the Gram loss of :mod:`texbench.synthesizers.features` on
 relu1_1…relu5_1 of the same VGG-19 weights) with the same ``torch.optim.LBFGS`` from the same white noise,
@@ -148,7 +148,7 @@ def _run(kind, size, evals, device, threads, seed):
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m texbench.perf gatys", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks gatys", description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     ap.add_argument("--evals", type=int, default=10, help="L-BFGS function evaluations per measurement")
     ap.add_argument("--device", default="cpu")

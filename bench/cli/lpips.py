@@ -1,21 +1,25 @@
 """``texbench lpips train|eval|make-2afc``: LPIPS calibration on BAPPS-layout 2AFC data.
 
-Registered through the entry-point group ``texbench.cli``; heavy modules load inside each command.
+The application itself is :mod:`texbench.calibration`; heavy modules load inside each command.
 """
 
 from __future__ import annotations
 
 import click
 
+from texbench.cli.common import Group
+
+__all__ = ["NETS", "command"]
+
 NETS = ("alex", "vgg", "squeeze")
 
 
-@click.group("lpips")
-def lpips() -> None:
+@click.group("lpips", cls=Group)
+def command() -> None:
     """LPIPS calibration: train linear layers on 2AFC judgments (BAPPS layout) and evaluate them."""
 
 
-@lpips.command("train")
+@command.command("train")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="checkpoint directory"
@@ -48,46 +52,22 @@ def train_cmd(
 
     Defaults are the paper's: Adam (lr 1e-4, beta1 0.5), batch 50, 5 + 5 epochs, dropout 0.5.
     """
-    from texbench.metrics import lpips_train as lt
+    from texbench import calibration
 
-    cfg = lt.TrainConfig(
+    cfg = calibration.TrainConfig(
         net=net, variant=variant, epochs=epochs, epochs_decay=epochs_decay, batch_size=batch_size, lr=lr,
         beta1=beta1, lin_init=lin_init, seed=seed, save_every=save_every, max_steps=max_steps,
     )  # fmt: skip
-    try:
-        dirs = lt.find_category_dirs(data, "2afc", split)
-        click.echo(f"training {net}-{variant} on {len(dirs)} categories: {', '.join(d.name for d in dirs)}")
-        final = lt.train(cfg, dirs, out_dir, resume=not no_resume, device=device, log=click.echo)
-    except lt.BAPPSFormatError as exc:
-        raise click.ClickException(str(exc)) from None
+    dirs = calibration.find_category_dirs(data, "2afc", split)
+    click.echo(f"training {net}-{variant} on {len(dirs)} categories: {', '.join(d.name for d in dirs)}")
+    final = calibration.train(cfg, dirs, out_dir, resume=not no_resume, device=device, log=click.echo)
     click.echo(f"calibrated checkpoint: {final}")
     if val_data:
-        _print_eval({f"{net}-{variant}": _evaluate(net, str(final), val_data, "val", batch_size, device)})
+        results = {f"{net}-{variant}": calibration.evaluate_lpips(net, str(final), val_data, "val", batch_size, device)}
+        click.echo(calibration.format_table(results))
 
 
-def _evaluate(net: str, weights: str | None, data: str, split: str, batch_size: int, device: str) -> dict:
-    import torch
-
-    from texbench.metrics import lpips_train as lt
-    from texbench.metrics.lpips import LPIPSNet, load_calibrated
-
-    model = load_calibrated(weights, net)[0] if weights else LPIPSNet(net)
-    model = model.to(device).eval()
-
-    def dist(a, b):
-        with torch.inference_mode():
-            return model(a.to(device), b.to(device))
-
-    return lt.evaluate(dist, data, split=split, batch_size=batch_size)
-
-
-def _print_eval(results: dict) -> None:
-    from texbench.metrics import lpips_train as lt
-
-    click.echo(lt.format_table(results))
-
-
-@lpips.command("eval")
+@command.command("eval")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.option("--net", type=click.Choice(NETS), default="alex", show_default=True)
 @click.option(
@@ -100,18 +80,15 @@ def _print_eval(results: dict) -> None:
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="also write the table as CSV")
 def eval_cmd(data, net, weights, split, batch_size, device, csv_path) -> None:
     """2AFC score per category and JND mAP on DATA (BAPPS layout), printed as a table like the paper's."""
-    from texbench.metrics import lpips_train as lt
+    from texbench import calibration
 
     results = {}
-    try:
-        for w in weights or (None,):
-            label = f"{net}-lin v0.1" if w is None else f"{net} {w}"
-            results[label] = _evaluate(net, w, data, split, batch_size, device)
-    except lt.BAPPSFormatError as exc:
-        raise click.ClickException(str(exc)) from None
+    for w in weights or (None,):
+        label = f"{net}-lin v0.1" if w is None else f"{net} {w}"
+        results[label] = calibration.evaluate_lpips(net, w, data, split, batch_size, device)
     if any("synthetic" in k for r in results.values() for m in r.values() for k in m):
         click.echo("NOTE: synthetic categories (texbench lpips make-2afc): not human judgments.")
-    _print_eval(results)
+    click.echo(calibration.format_table(results))
     if csv_path:
         import pandas as pd
 
@@ -121,7 +98,7 @@ def eval_cmd(data, net, weights, split, batch_size, device, csv_path) -> None:
         pd.DataFrame.from_dict(rows, orient="index").to_csv(csv_path)
 
 
-@lpips.command("make-2afc")
+@command.command("make-2afc")
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--n-train", type=int, default=400, show_default=True)
 @click.option("--n-val", type=int, default=200, show_default=True)
@@ -133,7 +110,7 @@ def make_2afc_cmd(out, n_train, n_val, n_jnd, size, seed) -> None:
 
     A test fixture: its judgments come from a documented proxy observer, not from people.
     """
-    from texbench.metrics import lpips_train as lt
+    from texbench import calibration
 
-    path = lt.make_synthetic_2afc(out, n_train=n_train, n_val=n_val, n_jnd=n_jnd, size=size, seed=seed)
+    path = calibration.make_synthetic_2afc(out, n_train=n_train, n_val=n_val, n_jnd=n_jnd, size=size, seed=seed)
     click.echo(f"wrote SYNTHETIC BAPPS-layout data to {path} (see {path / 'SYNTHETIC.md'})")

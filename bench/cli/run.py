@@ -1,0 +1,49 @@
+"""``texbench run``: run (or resume) a benchmark suite and write its leaderboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from texbench.cli.common import Command, load_plugins
+
+__all__ = ["command"]
+
+
+@click.command("run", cls=Command)
+@click.option("--suite", default="quick", show_default=True, help="Built-in suite name or path to a .toml file.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<suite name>].")
+@click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local", show_default=True)
+@click.option("--workers", type=int, help="Processes for --executor process [default: CPU count].")
+@click.option("--ray-address", help="Address of an existing Ray cluster (--executor ray).")
+@click.option("--device", help="Override the suite's device (cpu, cuda, auto).")
+@click.option("--rerun", is_flag=True, help="Run every job again, even those already stored.")
+@click.option("--retry-failed", is_flag=True, help="Run again the jobs that failed before.")
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False), help="Plugin file (repeatable).")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Base folder for relative dataset paths.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.pass_context
+def command(ctx, suite, out, executor, workers, ray_address, device, rerun, retry_failed, plugins, data_root, quiet):
+    """Run (or resume) a benchmark suite and write its leaderboard.
+
+    Jobs already in the run directory are skipped, so an interrupted run continues where it stopped.
+    """
+    import dataclasses
+
+    from texbench.runner import run_suite
+    from texbench.suite import load_suite
+
+    load_plugins(plugins)
+    s = load_suite(suite)
+    if device:
+        s = dataclasses.replace(s, device=device)
+    group_plugins = (ctx.obj or {}).get("plugins", [])
+    summary = run_suite(s, out or Path("runs") / s.name, executor=executor, workers=workers,
+                        ray_address=ray_address, rerun=rerun, retry_failed=retry_failed,
+                        plugin_files=[*group_plugins, *plugins], data_root=data_root, progress=not quiet)
+    click.echo(f"{summary.ran} jobs run ({summary.failed} failed), {summary.skipped} already done, "
+               f"{summary.bad_inputs} bad inputs skipped.")
+    click.echo(f"Results: {summary.out / 'results.sqlite'}")
+    if summary.leaderboard:
+        click.echo(f"Leaderboard: {summary.leaderboard} (and leaderboard.csv, report.html, grid_<task>.png)")

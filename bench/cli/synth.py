@@ -1,0 +1,95 @@
+"""``texbench synth``: one method on a user's own image(s), without a benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from texbench.cli.common import Command, parse_params
+
+if TYPE_CHECKING:
+    from texbench.tasks import Task, TaskInput
+
+__all__ = ["command", "task_input"]
+
+
+def task_input(task: Task, input_: str | None, content: str | None, style: str | None, mask: str | None,
+               size: int | None, sigma: float | None) -> TaskInput:
+    """The :class:`~texbench.tasks.TaskInput` of ``task`` built from the user's files (the ``synth``
+    options of the same names).
+
+    Raises:
+        click.UsageError: a file the task needs was not given, or the mask does not fit the input.
+        texbench.imageio.ImageError: a file is not a usable image.
+    """
+    from texbench.imageio import load_image
+    from texbench.tasks import TaskInput
+
+    if task.name == "style":
+        if not (content and style):
+            raise click.UsageError("the style task needs --content and --style")
+        c, st = load_image(content, min_size=task.min_size), load_image(style, min_size=task.min_size)
+        return TaskInput("style", Path(content).stem, tuple(c.shape[-2:]), content=c, style=st)
+    if not input_:
+        raise click.UsageError(f"the {task.name} task needs --input")
+    img = load_image(input_, min_size=2 if task.name == "sr4" else task.min_size)
+    h, w = img.shape[-2:]
+    stem = Path(input_).stem
+    if task.name == "texture":
+        return TaskInput("texture", stem, (size, size) if size else (h, w), image=img)
+    if task.name == "sr4":
+        return TaskInput("sr4", stem, (4 * h, 4 * w), image=img, degradation={"scale": 4})
+    if task.name == "inpaint":
+        if not mask:
+            raise click.UsageError("the inpaint task needs --mask (white = known pixels)")
+        m = load_image(mask)
+        if tuple(m.shape[-2:]) != (h, w):
+            raise click.UsageError(f"--mask is {m.shape[-1]}x{m.shape[-2]}, --input is {w}x{h}")
+        known = (m.mean(dim=0, keepdim=True) > 0.5).float()
+        return TaskInput("inpaint", stem, (h, w), image=img * known, mask=known)
+    deg = {"sigma": sigma} if sigma is not None else {}
+    return TaskInput(task.name, stem, (h, w), image=img, degradation=deg)
+
+
+@click.command("synth", cls=Command)
+@click.argument("method")
+@click.option("--task", required=True, help="texture, style, denoise, sr4 or inpaint.")
+@click.option("--input", "input_", type=click.Path(exists=True, dir_okay=False),
+              help="Exemplar (texture) or the already degraded image (denoise, sr4).")
+@click.option("--content", type=click.Path(exists=True, dir_okay=False), help="Content image (style).")
+@click.option("--style", type=click.Path(exists=True, dir_okay=False), help="Style image (style).")
+@click.option("--mask", type=click.Path(exists=True, dir_okay=False),
+              help="Known-pixel mask (inpaint): white = known, black = to fill; same size as --input.")
+@click.option("--size", type=int, help="Texture output side in pixels [default: the exemplar's size].")
+@click.option("--sigma", type=float, help="Noise level on 0-255 of the input (denoise), if known.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--preset", help="Parameter preset (paper, tiny, ...).")
+@click.option("--param", "params", multiple=True, help="key=value method parameter (repeatable).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output PNG.")
+def command(method, task, input_, content, style, mask, size, sigma, seed, preset, params, device, output):
+    """Run one METHOD on your own image(s), without a benchmark."""
+    import time
+
+    from texbench import registry
+    from texbench.env import resolve_device
+    from texbench.executors import check_output
+    from texbench.imageio import save_png
+    from texbench.tasks import get_task
+
+    t = get_task(task)
+    cls = registry.synthesizers.get(method)
+    if t.name not in cls.tasks:
+        raise click.ClickException(f"{method} does not support task {task!r} (it supports {', '.join(cls.tasks)})")
+    s = cls.from_config(preset, parse_params(params))
+    inp = task_input(t, input_, content, style, mask, size, sigma)
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+    s.prepare(inp, seed=seed, device=dev)
+    out = check_output(s.run(inp, seed=seed, device=dev), inp.size, method)
+    secs = time.perf_counter() - t0
+    save_png(out, output)
+    prov = s.provenance()
+    click.echo(f"{output}: {inp.size[1]}x{inp.size[0]} in {secs:.2f} s" + (f"; weights: {prov}" if prov else ""))

@@ -1,3 +1,0 @@
-from texbench.perf import main
-
-main()
