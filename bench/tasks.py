@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from texbench.params import NoParams, build_params, params_to_dict
+from texbench.params import NoParams, Params, build_params, param, params_to_dict
 
 __all__ = [
     "TASKS",
@@ -180,51 +180,33 @@ def _seed_from(*parts: Any) -> int:
 
 # ------------------------------------------------------------------------------------------------------ tasks
 @dataclasses.dataclass(frozen=True)
-class TextureParams:
+class TextureParams(Params):
     """Texture synthesis: output ``size`` × ``size`` from one exemplar."""
 
-    size: int = 128
-
-    def __post_init__(self) -> None:
-        if self.size < 8:
-            raise ValueError(f"size must be at least 8, got {self.size}")
+    size: int = param(128, ge=8)
 
 
 @dataclasses.dataclass(frozen=True)
-class DenoiseParams:
+class DenoiseParams(Params):
     """Gaussian denoising: σ on the 0-255 scale; ``clip`` the noisy image to [0, 1]."""
 
-    sigma: float = 25.0
+    sigma: float = param(25.0, ge=0)
     clip: bool = True
 
-    def __post_init__(self) -> None:
-        if not self.sigma >= 0:
-            raise ValueError(f"sigma must be >= 0, got {self.sigma}")
-
 
 @dataclasses.dataclass(frozen=True)
-class SR4Params:
+class SR4Params(Params):
     """×4 super-resolution with the antialiased bicubic down-sampler of :func:`downsample`."""
 
-    scale: int = 4
-
-    def __post_init__(self) -> None:
-        if self.scale != 4:
-            raise ValueError("the sr4 task is defined for scale 4 only")
+    scale: int = param(4, choices=(4,))  # the task is defined for ×4 only
 
 
 @dataclasses.dataclass(frozen=True)
-class InpaintParams:
+class InpaintParams(Params):
     """Inpainting: ``mask`` kind (``random`` pixels or one ``region``) and the ``missing`` fraction of pixels."""
 
     mask: typing.Literal["random", "region"] = "random"
-    missing: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.mask not in ("random", "region"):
-            raise ValueError(f"mask must be 'random' or 'region', got {self.mask!r}")
-        if not 0.0 < self.missing < 1.0:
-            raise ValueError(f"missing must be in (0, 1), got {self.missing}")
+    missing: float = param(0.5, gt=0, lt=1)
 
 
 def inpainting_mask(

@@ -36,13 +36,14 @@ import numpy as np
 import torch
 
 from texbench.base import Metric
+from texbench.params import Params, param
 from texbench.synthesizers.patches import gather_patches, grid_positions, nearest_patches
 
 __all__ = ["CopyFraction", "CopyRegion", "CopyingParams", "copy_map", "copying"]
 
 
 @dataclasses.dataclass(frozen=True)
-class CopyingParams:
+class CopyingParams(Params):
     """Parameters of the copying measure.
 
     Attributes:
@@ -51,17 +52,9 @@ class CopyingParams:
         threshold: RMS difference on [0, 1] at or below which a patch counts as copied (0.01).
     """
 
-    patch_size: int = 8
-    stride: int = 4
-    threshold: float = 0.01
-
-    def __post_init__(self) -> None:
-        if self.patch_size < 1:
-            raise ValueError(f"patch_size must be >= 1, got {self.patch_size}")
-        if self.stride < 1:
-            raise ValueError(f"stride must be >= 1, got {self.stride}")
-        if self.threshold < 0:
-            raise ValueError(f"threshold must be >= 0, got {self.threshold}")
+    patch_size: int = param(8, ge=1)
+    stride: int = param(4, ge=1)
+    threshold: float = param(0.01, ge=0)
 
 
 def copy_map(

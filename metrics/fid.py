@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from texbench.base import Metric
+from texbench.params import Params, param
 
 __all__ = [
     "FID",
@@ -321,7 +322,7 @@ def load_statistics(path: str | os.PathLike) -> Statistics:
 
 # ----------------------------------------------------------------------------------------------- metric
 @dataclasses.dataclass(frozen=True)
-class FIDParams:
+class FIDParams(Params):
     """How images become Inception features.
 
     Attributes:
@@ -333,15 +334,9 @@ class FIDParams:
             ``"clean"`` (clean-fid's PIL bicubic).
     """
 
-    crop_size: int = 0
-    crops_per_image: int = 1
+    crop_size: int = param(0, ge=0)
+    crops_per_image: int = param(1, ge=1)
     resize: Literal["pytorch-fid", "clean"] = "pytorch-fid"
-
-    def __post_init__(self) -> None:
-        if self.crop_size < 0:
-            raise ValueError(f"crop_size must be >= 0, got {self.crop_size}")
-        if self.crops_per_image < 1:
-            raise ValueError(f"crops_per_image must be >= 1, got {self.crops_per_image}")
 
 
 class _InceptionSetMetric(Metric):

@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 
 from texbench.metrics._vgg import VGGFeatureMetric
+from texbench.params import Params, param
 from texbench.synthesizers.features import (
     LAYER_NAMES,
     STYLE_LAYERS,
@@ -87,20 +88,15 @@ def gram_distance(
 
 
 @dataclasses.dataclass(frozen=True)
-class GramDistanceParams:
+class GramDistanceParams(Params):
     """Parameters of :class:`GramDistance` (defaults: Gatys et al.'s style representation)."""
 
     weights: Literal["normalised", "imagenet"] = "normalised"
     pooling: Literal["avg", "max"] = "avg"
     padding: Literal["zeros", "reflect"] = "zeros"
-    layers: tuple[str, ...] = STYLE_LAYERS
+    layers: tuple[str, ...] = param(STYLE_LAYERS, nonempty=True, choices=LAYER_NAMES)
     gram_norm: GramNorm = "positions"
     layer_weights: LayerWeights = "inverse-channels"
-
-    def __post_init__(self) -> None:
-        bad = [n for n in self.layers if n not in LAYER_NAMES]
-        if bad or not self.layers:
-            raise ValueError(f"layers must be VGG-19 layer names, got {list(self.layers)}")
 
 
 class GramDistance(VGGFeatureMetric):

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from texbench.metrics.fid import FIDParams, _InceptionSetMetric
+from texbench.params import param
 
 __all__ = ["KID", "KIDParams", "kernel_inception_distance", "mmd2_unbiased", "polynomial_kernel"]
 
@@ -114,15 +115,10 @@ class KIDParams(FIDParams):
         coef0: kernel offset (1).
     """
 
-    subsets: int = 100
-    subset_size: int = 1000
-    degree: int = 3
+    subsets: int = param(100, ge=1)
+    subset_size: int = param(1000, ge=2)
+    degree: int = param(3, ge=1)
     coef0: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.subsets < 1 or self.subset_size < 2 or self.degree < 1:
-            raise ValueError("subsets must be >= 1, subset_size >= 2 and degree >= 1")
 
 
 class KID(_InceptionSetMetric):

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from texbench.base import Metric
+from texbench.params import Params
 
 __all__ = [
     "CHANNELS",
@@ -476,7 +477,7 @@ def lpips(
 
 # ------------------------------------------------------------------------------------------ metric class
 @dataclasses.dataclass(frozen=True)
-class LPIPSParams:
+class LPIPSParams(Params):
     """``net``: backbone; ``weights``: optional calibrated checkpoint (default: official v0.1 layers)."""
 
     net: Literal["alex", "vgg", "squeeze"] = "alex"

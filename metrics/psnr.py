@@ -15,6 +15,7 @@ import torch
 from texbench.base import Metric
 from texbench.metrics._checks import check_pair
 from texbench.metrics.color import rgb_to_y
+from texbench.params import Params
 
 __all__ = ["PSNR", "PSNRY", "psnr"]
 
@@ -48,7 +49,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, crop_bord
 
 
 @dataclasses.dataclass(frozen=True)
-class PSNRParams:
+class PSNRParams(Params):
     """``crop_border``: pixels removed from every side (SR papers use the scale factor)."""
 
     crop_border: int = 0

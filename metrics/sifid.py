@@ -33,6 +33,7 @@ import torch
 
 from texbench.base import Metric
 from texbench.metrics.fid import feature_statistics, frechet_distance
+from texbench.params import Params
 
 __all__ = ["SiFID", "SiFIDParams", "sifid"]
 
@@ -95,7 +96,7 @@ def sifid(
 
 
 @dataclasses.dataclass(frozen=True)
-class SiFIDParams:
+class SiFIDParams(Params):
     """Attributes:
     dims: Inception block whose spatial features are compared: 192 (SinGAN paper, default) or 64.
     """

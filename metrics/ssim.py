@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from texbench.base import Metric
 from texbench.metrics._checks import check_pair
 from texbench.metrics.color import rgb_to_y
+from texbench.params import Params, param
 
 __all__ = ["SSIM", "SSIMY", "gaussian_window", "ssim"]
 
@@ -85,15 +86,11 @@ def ssim(
 
 
 @dataclasses.dataclass(frozen=True)
-class SSIMParams:
+class SSIMParams(Params):
     """Gaussian window σ (Wang et al.: 1.5) and the border ``crop_border`` removed first."""
 
-    sigma: float = 1.5
+    sigma: float = param(1.5, gt=0, lt=math.inf)
     crop_border: int = 0
-
-    def __post_init__(self) -> None:
-        if not (self.sigma > 0 and math.isfinite(self.sigma)):
-            raise ValueError(f"sigma must be positive, got {self.sigma}")
 
 
 class SSIM(Metric):

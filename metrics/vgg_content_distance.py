@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 
 from texbench.metrics._vgg import VGGFeatureMetric
+from texbench.params import Params, param
 from texbench.synthesizers.features import CONTENT_LAYER, LAYER_NAMES, VGG19Features
 
 __all__ = ["VGGContentDistance", "VGGContentDistanceParams", "vgg_content_distance"]
@@ -55,17 +56,13 @@ def vgg_content_distance(
 
 
 @dataclasses.dataclass(frozen=True)
-class VGGContentDistanceParams:
+class VGGContentDistanceParams(Params):
     """Parameters of :class:`VGGContentDistance` (defaults: Gatys et al.'s content representation)."""
 
-    layer: str = CONTENT_LAYER
+    layer: str = param(CONTENT_LAYER, choices=LAYER_NAMES)
     weights: Literal["normalised", "imagenet"] = "normalised"
     pooling: Literal["avg", "max"] = "avg"
     padding: Literal["zeros", "reflect"] = "zeros"
-
-    def __post_init__(self) -> None:
-        if self.layer not in LAYER_NAMES:
-            raise ValueError(f"layer must be a VGG-19 layer name, got {self.layer!r}")
 
 
 class VGGContentDistance(VGGFeatureMetric):

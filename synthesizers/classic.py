@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.params import Params, param
 
 __all__ = ["Bicubic", "GaussianFilter", "NLMeans", "RandomPhaseNoise", "ReinhardColorTransfer",
            "periodic_component", "random_phase_noise", "reinhard_transfer"]
@@ -92,7 +93,7 @@ def random_phase_noise(
 
 
 @dataclasses.dataclass(frozen=True)
-class RandomPhaseParams:
+class RandomPhaseParams(Params):
     """``periodic``: use the exemplar's periodic component (the paper's default)."""
 
     periodic: bool = True
@@ -117,7 +118,7 @@ class RandomPhaseNoise(Synthesizer):
 
 # ------------------------------------------------------------------------------------------------ bicubic x4
 @dataclasses.dataclass(frozen=True)
-class BicubicParams:
+class BicubicParams(Params):
     """``antialias`` matters only for down-sampling; up-sampling uses the plain Keys kernel (a = -0.75 in
     torch, PyTorch's convention; MATLAB uses a = -0.5)."""
 
@@ -143,7 +144,7 @@ class Bicubic(Synthesizer):
 
 # ------------------------------------------------------------------------------------------------- denoisers
 @dataclasses.dataclass(frozen=True)
-class GaussianFilterParams:
+class GaussianFilterParams(Params):
     """Standard deviation of the Gaussian in pixels; ``None`` picks ``0.4 + σ_noise/25`` (σ on 0-255)."""
 
     sigma_px: float | None = None
@@ -210,7 +211,7 @@ def estimate_noise_sigma(image: torch.Tensor) -> float:
 
 
 @dataclasses.dataclass(frozen=True)
-class NLMeansParams:
+class NLMeansParams(Params):
     """scikit-image ``denoise_nl_means`` settings; ``h = h_factor · σ`` with σ the known noise level
     (estimated with :func:`estimate_noise_sigma` when the input carries none)."""
 
@@ -286,14 +287,10 @@ def reinhard_transfer(content: torch.Tensor, style: torch.Tensor, *, strength: f
 
 
 @dataclasses.dataclass(frozen=True)
-class ReinhardParams:
+class ReinhardParams(Params):
     """``strength`` blends the transferred result with the content (1 = the paper)."""
 
-    strength: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.strength <= 1.0:
-            raise ValueError(f"strength must be in [0, 1], got {self.strength}")
+    strength: float = param(1.0, ge=0, le=1)
 
 
 class ReinhardColorTransfer(Synthesizer):

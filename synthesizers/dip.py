@@ -54,6 +54,7 @@ import torch.nn.functional as F
 
 from texbench import tasks as _tasks
 from texbench.base import Synthesizer
+from texbench.params import Params, param
 
 __all__ = ["DIP", "DIPParams", "SkipNet", "TASK_DEFAULTS", "forward_operator"]
 
@@ -157,7 +158,7 @@ class SkipNet(nn.Module):
 
 # ------------------------------------------------------------------------------------------------ params
 @dataclasses.dataclass(frozen=True)
-class DIPParams:
+class DIPParams(Params):
     """Deep Image Prior settings; ``None`` means the paper's value for the task (:data:`TASK_DEFAULTS`).
 
     Attributes:
@@ -178,43 +179,23 @@ class DIPParams:
         leaky_slope: LeakyReLU negative slope.
     """
 
-    iterations: int | None = None
-    lr: float = 0.01
-    reg_noise_std: float | None = None
-    ema: float | None = None
-    backtrack_db: float | None = None
-    input_depth: int = 32
+    iterations: int | None = param(None, ge=1)
+    lr: float = param(0.01, gt=0)
+    reg_noise_std: float | None = param(None, ge=0)
+    ema: float | None = param(None, ge=0, lt=1)
+    backtrack_db: float | None = param(None, ge=0)
+    input_depth: int = param(32, ge=1)
     input_scale: float = 0.1
-    depth: int = 5
-    channels_down: int = 128
-    channels_up: int = 128
-    channels_skip: int = 4
-    kernel_down: int = 3
-    kernel_up: int = 3
+    depth: int = param(5, ge=1)
+    channels_down: int = param(128, ge=1)
+    channels_up: int = param(128, ge=1)
+    channels_skip: int = param(4, ge=0)
+    kernel_down: int = param(3, odd=True)
+    kernel_up: int = param(3, odd=True)
     upsample: Literal["bilinear", "nearest", "deconv"] = "bilinear"
     norm: Literal["batch", "none"] = "batch"
     pad: Literal["reflection", "zero"] = "reflection"
     leaky_slope: float = 0.2
-
-    def __post_init__(self) -> None:
-        if self.iterations is not None and self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.ema is not None and not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
-        for name in ("reg_noise_std", "backtrack_db"):
-            v = getattr(self, name)
-            if v is not None and v < 0:
-                raise ValueError(f"{name} must be >= 0, got {v}")
-        for name in ("input_depth", "depth", "channels_down", "channels_up"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.channels_skip < 0:
-            raise ValueError(f"channels_skip must be >= 0, got {self.channels_skip}")
-        for name in ("kernel_down", "kernel_up"):
-            if getattr(self, name) % 2 == 0:
-                raise ValueError(f"{name} must be odd, got {getattr(self, name)}")
 
     def resolved(self, task: str) -> dict[str, float]:
         """The per-task settings with ``None`` replaced by the paper's value for ``task``."""

@@ -23,13 +23,14 @@ import numpy as np
 import torch
 
 from texbench.base import Synthesizer
+from texbench.params import Params, param
 from texbench.synthesizers.patches import check_exemplar, extract_patches, single_threaded
 
 __all__ = ["EfrosLeung", "EfrosLeungParams", "grow_texture"]
 
 
 @dataclasses.dataclass(frozen=True)
-class EfrosLeungParams:
+class EfrosLeungParams(Params):
     """Efros-Leung parameters.
 
     Attributes:
@@ -42,23 +43,11 @@ class EfrosLeungParams:
         batch_pixels: at most this many mutually independent pixels are filled per matrix product.
     """
 
-    window_size: int = 11
-    tolerance: float = 0.1
-    sigma_ratio: float = 1.0 / 6.4
-    seed_size: int = 3
-    batch_pixels: int = 64
-
-    def __post_init__(self) -> None:
-        if self.window_size < 3 or self.window_size % 2 == 0:
-            raise ValueError(f"window_size must be odd and >= 3, got {self.window_size}")
-        if self.tolerance < 0:
-            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
-        if self.sigma_ratio <= 0:
-            raise ValueError(f"sigma_ratio must be > 0, got {self.sigma_ratio}")
-        if self.seed_size < 1:
-            raise ValueError(f"seed_size must be >= 1, got {self.seed_size}")
-        if self.batch_pixels < 1:
-            raise ValueError(f"batch_pixels must be >= 1, got {self.batch_pixels}")
+    window_size: int = param(11, ge=3, odd=True)
+    tolerance: float = param(0.1, ge=0)
+    sigma_ratio: float = param(1.0 / 6.4, gt=0)
+    seed_size: int = param(3, ge=1)
+    batch_pixels: int = param(64, ge=1)
 
 
 #: absolute slack per unit of weight added to the tolerance, so float32 rounding never hides exact matches

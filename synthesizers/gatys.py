@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.params import Params, param
 from texbench.synthesizers.features import (
     CONTENT_LAYER,
     LAYER_NAMES,
@@ -66,14 +67,8 @@ Optimizer = Literal["lbfgs-b", "lbfgs", "adam"]
 __all__ = ["Gatys", "GatysParams", "VGGInversion", "VGGInversionParams", "optimise_image"]
 
 
-def _check_layers(name: str, layers: tuple[str, ...]) -> None:
-    bad = [n for n in layers if n not in LAYER_NAMES]
-    if bad:
-        raise ValueError(f"{name}: unknown VGG-19 layer(s) {bad}")
-
-
 @dataclasses.dataclass(frozen=True)
-class GatysParams:
+class GatysParams(Params):
     """Parameters of :class:`Gatys` (defaults: the papers').
 
     Attributes:
@@ -104,36 +99,24 @@ class GatysParams:
     weights: Literal["normalised", "imagenet"] = "normalised"
     pooling: Literal["avg", "max"] = "avg"
     padding: Literal["zeros", "reflect"] = "zeros"
-    style_layers: tuple[str, ...] = STYLE_LAYERS
-    content_layer: str = CONTENT_LAYER
+    style_layers: tuple[str, ...] = param(STYLE_LAYERS, nonempty=True, choices=LAYER_NAMES)
+    content_layer: str = param(CONTENT_LAYER, choices=LAYER_NAMES)
     gram_norm: GramNorm = "positions"
     layer_weights: LayerWeights = "inverse-channels"
-    content_weight: float = 1.0
+    content_weight: float = param(1.0, ge=0)
     init: Literal["noise", "content"] = "noise"
     preserve_color: bool = False
     optimizer: Optimizer = "lbfgs-b"
-    max_evals: int = 1000
-    history_size: int = 100
-    adam_lr: float = 0.02
-    scales: int = 1
+    max_evals: int = param(1000, ge=1)
+    history_size: int = param(100, ge=1)
+    adam_lr: float = param(0.02, gt=0)
+    scales: int = param(1, ge=1)
 
     def __post_init__(self) -> None:
-        if not self.style_layers:
-            raise ValueError("style_layers must not be empty")
-        _check_layers("style_layers", self.style_layers)
-        _check_layers("content_layer", (self.content_layer,))
-        if self.max_evals < 1:
-            raise ValueError(f"max_evals must be >= 1, got {self.max_evals}")
-        if self.history_size < 1:
-            raise ValueError(f"history_size must be >= 1, got {self.history_size}")
-        if self.scales < 1:
-            raise ValueError(f"scales must be >= 1, got {self.scales}")
+        super().__post_init__()
+        # ties two fields (every level needs at least one evaluation): not a bound of either alone
         if self.max_evals < self.scales:
             raise ValueError(f"max_evals ({self.max_evals}) must be >= scales ({self.scales})")
-        if not self.content_weight >= 0:
-            raise ValueError(f"content_weight must be >= 0, got {self.content_weight}")
-        if not self.adam_lr > 0:
-            raise ValueError(f"adam_lr must be > 0, got {self.adam_lr}")
 
 
 # ------------------------------------------------------------------------------------------- optimisation
@@ -457,7 +440,7 @@ class Gatys(_VGGOptimiser):
 
 
 @dataclasses.dataclass(frozen=True)
-class VGGInversionParams:
+class VGGInversionParams(Params):
     """Parameters of :class:`VGGInversion`.
 
     Attributes:
@@ -466,21 +449,14 @@ class VGGInversionParams:
         optimizer, max_evals, history_size, adam_lr: as for :class:`GatysParams`.
     """
 
-    layer: str = CONTENT_LAYER
+    layer: str = param(CONTENT_LAYER, choices=LAYER_NAMES)
     weights: Literal["normalised", "imagenet"] = "normalised"
     pooling: Literal["avg", "max"] = "avg"
     padding: Literal["zeros", "reflect"] = "zeros"
     optimizer: Optimizer = "lbfgs-b"
-    max_evals: int = 500
-    history_size: int = 100
+    max_evals: int = param(500, ge=1)
+    history_size: int = param(100, ge=1)
     adam_lr: float = 0.02
-
-    def __post_init__(self) -> None:
-        _check_layers("layer", (self.layer,))
-        if self.max_evals < 1:
-            raise ValueError(f"max_evals must be >= 1, got {self.max_evals}")
-        if self.history_size < 1:
-            raise ValueError(f"history_size must be >= 1, got {self.history_size}")
 
 
 class VGGInversion(_VGGOptimiser):

@@ -94,6 +94,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from texbench.base import Synthesizer
+from texbench.params import Params, param
 from texbench.trained import subsample_curve
 
 __all__ = [
@@ -463,25 +464,8 @@ class TrainingImages:
 
 
 # ------------------------------------------------------------------------------------------- parameters
-def _check_common(p: Any) -> None:
-    if not p.width > 0:
-        raise ValueError(f"width must be > 0, got {p.width}")
-    for name in ("iterations", "batch_size", "train_size"):
-        if getattr(p, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(p, name)}")
-    if not p.lr > 0:
-        raise ValueError(f"lr must be > 0, got {p.lr}")
-    for name in ("content_weight", "tv_weight"):
-        if not getattr(p, name) >= 0:
-            raise ValueError(f"{name} must be >= 0, got {getattr(p, name)}")
-    if p.norm not in ("instance", "batch"):
-        raise ValueError(f"norm must be 'instance' or 'batch', got {p.norm!r}")
-    if p.content_layer not in VGG16_RELU:
-        raise ValueError(f"content_layer must be one of {list(VGG16_RELU)}, got {p.content_layer!r}")
-
-
 @dataclasses.dataclass(frozen=True)
-class JohnsonStyleParams:
+class JohnsonStyleParams(Params):
     """Parameters of :class:`JohnsonStyle` (defaults: the paper's training, the released models' norm).
 
     Attributes:
@@ -504,33 +488,24 @@ class JohnsonStyleParams:
 
     train_images: str = "~/data/coco/train2014"
     max_train_images: int = 0
-    iterations: int = 40000
-    batch_size: int = 4
-    train_size: int = 256
-    lr: float = 1e-3
-    style_size: int = 256
-    content_weight: float = 1.0
-    style_weight: float = 1.5
-    tv_weight: float = 1e-4
-    content_layer: str = CONTENT_LAYER
-    style_layers: tuple[str, ...] = STYLE_LAYERS
+    iterations: int = param(40000, ge=1)
+    batch_size: int = param(4, ge=1)
+    train_size: int = param(256, ge=1)
+    lr: float = param(1e-3, gt=0)
+    style_size: int = param(256, ge=0)
+    content_weight: float = param(1.0, ge=0)
+    style_weight: float = param(1.5, ge=0)
+    tv_weight: float = param(1e-4, ge=0)
+    content_layer: str = param(CONTENT_LAYER, choices=VGG16_RELU)
+    style_layers: tuple[str, ...] = param(STYLE_LAYERS, nonempty=True, choices=VGG16_RELU)
     style_layer_norm: Literal["frobenius", "mse"] = "frobenius"
     norm: Norm = "instance"
-    width: float = 1.0
+    width: float = param(1.0, gt=0)
     train_seed: int = 0
-
-    def __post_init__(self) -> None:
-        _check_common(self)
-        if not self.style_layers or any(n not in VGG16_RELU for n in self.style_layers):
-            raise ValueError(f"style_layers must be a non-empty subset of {list(VGG16_RELU)}")
-        if self.style_size < 0:
-            raise ValueError(f"style_size must be >= 0, got {self.style_size}")
-        if not self.style_weight >= 0:
-            raise ValueError(f"style_weight must be >= 0, got {self.style_weight}")
 
 
 @dataclasses.dataclass(frozen=True)
-class JohnsonSRParams:
+class JohnsonSRParams(Params):
     """Parameters of :class:`JohnsonSR` (defaults: the paper's ×4 training).
 
     Attributes:
@@ -548,23 +523,18 @@ class JohnsonSRParams:
 
     train_images: str = "~/data/coco/train2014"
     max_train_images: int = 10000
-    iterations: int = 200000
-    batch_size: int = 4
-    train_size: int = 288
-    lr: float = 1e-3
-    content_weight: float = 1.0
-    tv_weight: float = 1e-4
-    content_layer: str = CONTENT_LAYER
+    iterations: int = param(200000, ge=1)
+    batch_size: int = param(4, ge=1)
+    train_size: int = param(288, ge=1, multiple_of=4)
+    lr: float = param(1e-3, gt=0)
+    content_weight: float = param(1.0, ge=0)
+    tv_weight: float = param(1e-4, ge=0)
+    content_layer: str = param(CONTENT_LAYER, choices=VGG16_RELU)
     #: batch norm, the paper's: instance norm removes each image's channel means after the first conv,
     #: so the network could not restore the absolute brightness a PSNR-scored task needs
     norm: Norm = "batch"
-    width: float = 1.0
+    width: float = param(1.0, gt=0)
     train_seed: int = 0
-
-    def __post_init__(self) -> None:
-        _check_common(self)
-        if self.train_size % 4:
-            raise ValueError(f"train_size must be a multiple of 4, got {self.train_size}")
 
 
 # ------------------------------------------------------------------------------------------- the methods

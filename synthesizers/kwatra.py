@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.params import Params, param
 from texbench.synthesizers.patches import (
     PatchIndex,
     aggregate_patches,
@@ -38,7 +39,7 @@ __all__ = ["KwatraParams", "TextureOptimization", "texture_optimization"]
 
 
 @dataclasses.dataclass(frozen=True)
-class KwatraParams:
+class KwatraParams(Params):
     """Texture-optimisation parameters (the paper's section 3 and 5).
 
     Attributes:
@@ -51,23 +52,11 @@ class KwatraParams:
             neighbours no longer change (the paper iterates to convergence).
     """
 
-    levels: int = 3
-    patch_sizes: tuple[int, ...] = (32, 16, 8)
-    spacing_ratio: float = 0.25
-    robust_exponent: float = 0.8
-    iterations: int = 10
-
-    def __post_init__(self) -> None:
-        if self.levels < 1:
-            raise ValueError(f"levels must be >= 1, got {self.levels}")
-        if not self.patch_sizes or min(self.patch_sizes) < 2:
-            raise ValueError(f"patch_sizes must be non-empty and each >= 2, got {self.patch_sizes}")
-        if not 0.0 < self.spacing_ratio <= 1.0:
-            raise ValueError(f"spacing_ratio must be in (0, 1], got {self.spacing_ratio}")
-        if not 0.0 < self.robust_exponent <= 2.0:
-            raise ValueError(f"robust_exponent must be in (0, 2], got {self.robust_exponent}")
-        if self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+    levels: int = param(3, ge=1)
+    patch_sizes: tuple[int, ...] = param((32, 16, 8), nonempty=True, ge=2)
+    spacing_ratio: float = param(0.25, gt=0, le=1)
+    robust_exponent: float = param(0.8, gt=0, le=2)
+    iterations: int = param(10, ge=1)
 
 
 def _downsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -36,13 +36,14 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.params import Params, param
 from texbench.synthesizers.patches import aggregate_patches, check_exemplar, extract_patches
 
 __all__ = ["PatchOT", "PatchOTParams", "adsn", "learn_dual_potentials", "ot_assign", "patch_ot_synthesis"]
 
 
 @dataclasses.dataclass(frozen=True)
-class PatchOTParams:
+class PatchOTParams(Params):
     """Semi-discrete patch-OT parameters.
 
     Attributes:
@@ -57,23 +58,11 @@ class PatchOTParams:
             0.25, near the sampling floor, vs 0.65 for plain nearest neighbours; 1.0: 0.30, 2.0: 0.46).
     """
 
-    scales: int = 4
-    patch_size: int = 3
-    iterations: int = 2000
-    batch_size: int = 128
-    step_size: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.scales < 1:
-            raise ValueError(f"scales must be >= 1, got {self.scales}")
-        if self.patch_size < 1:
-            raise ValueError(f"patch_size must be >= 1, got {self.patch_size}")
-        if self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.step_size > 0:
-            raise ValueError(f"step_size must be > 0, got {self.step_size}")
+    scales: int = param(4, ge=1)
+    patch_size: int = param(3, ge=1)
+    iterations: int = param(2000, ge=1)
+    batch_size: int = param(128, ge=1)
+    step_size: float = param(0.5, gt=0)
 
 
 def adsn(exemplar: torch.Tensor, size: tuple[int, int], *, generator: torch.Generator) -> torch.Tensor:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.params import Params, param
 from texbench.synthesizers.patches import check_exemplar
 
 __all__ = [
@@ -201,7 +202,7 @@ def _pick(cost: torch.Tensor, tolerance: float, slack: float, gen: torch.Generat
 
 # ------------------------------------------------------------------------------------------------ synthesis
 @dataclasses.dataclass(frozen=True)
-class QuiltingParams:
+class QuiltingParams(Params):
     """Image quilting parameters (Efros & Freeman 2001, section 2.1).
 
     Attributes:
@@ -212,17 +213,9 @@ class QuiltingParams:
             (the paper: 0.1).
     """
 
-    patch_size: int = 32
-    overlap_ratio: float = 1.0 / 6.0
-    tolerance: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.patch_size < 2:
-            raise ValueError(f"patch_size must be at least 2, got {self.patch_size}")
-        if not 0.0 < self.overlap_ratio < 0.5:
-            raise ValueError(f"overlap_ratio must be in (0, 0.5), got {self.overlap_ratio}")
-        if self.tolerance < 0:
-            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+    patch_size: int = param(32, ge=2)
+    overlap_ratio: float = param(1.0 / 6.0, gt=0, lt=0.5)
+    tolerance: float = param(0.1, ge=0)
 
 
 def _block_and_overlap(patch_size: int, ratio: float, exemplar: torch.Tensor) -> tuple[int, int]:
@@ -306,7 +299,7 @@ class ImageQuilting(Synthesizer):
 
 # --------------------------------------------------------------------------------------------- transfer
 @dataclasses.dataclass(frozen=True)
-class QuiltingTransferParams:
+class QuiltingTransferParams(Params):
     """Image-quilting texture transfer (Efros & Freeman 2001, section 3).
 
     Attributes:
@@ -323,20 +316,10 @@ class QuiltingTransferParams:
     standard deviation first (the paper's "luminance remapping").
     """
 
-    patch_size: int = 36
-    overlap_ratio: float = 1.0 / 6.0
-    tolerance: float = 0.1
-    iterations: int = 3
-
-    def __post_init__(self) -> None:
-        if self.patch_size < 3:
-            raise ValueError(f"patch_size must be at least 3, got {self.patch_size}")
-        if not 0.0 < self.overlap_ratio < 0.5:
-            raise ValueError(f"overlap_ratio must be in (0, 0.5), got {self.overlap_ratio}")
-        if self.tolerance < 0:
-            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
-        if self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+    patch_size: int = param(36, ge=3)
+    overlap_ratio: float = param(1.0 / 6.0, gt=0, lt=0.5)
+    tolerance: float = param(0.1, ge=0)
+    iterations: int = param(3, ge=1)
 
 
 def _luminance(x: torch.Tensor) -> torch.Tensor:

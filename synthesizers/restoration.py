@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 from texbench.base import Synthesizer
+from texbench.params import Params, param
 
 __all__ = ["BM3D", "BM3DParams", "Lanczos", "LanczosParams", "lanczos_matrix", "lanczos_resize"]
 
 
 # ---------------------------------------------------------------------------------------------------- BM3D
 @dataclasses.dataclass(frozen=True)
-class BM3DParams:
+class BM3DParams(Params):
     """BM3D settings.
 
     Attributes:
@@ -34,13 +35,9 @@ class BM3DParams:
         colorspace: colour transform for the block matching (``opp`` = opponent, as in CBM3D).
     """
 
-    sigma: float | None = None
+    sigma: float | None = param(None, gt=0)
     profile: Literal["np", "refilter", "high"] = "np"
     colorspace: Literal["opp", "YCbCr"] = "opp"
-
-    def __post_init__(self) -> None:
-        if self.sigma is not None and not self.sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {self.sigma}")
 
 
 class BM3D(Synthesizer):
@@ -133,14 +130,10 @@ def lanczos_resize(image: torch.Tensor, size: tuple[int, int], *, a: int = 3) ->
 
 
 @dataclasses.dataclass(frozen=True)
-class LanczosParams:
+class LanczosParams(Params):
     """Lanczos settings: ``a`` lobes (3 is Pillow's and most tools' Lanczos)."""
 
-    a: int = 3
-
-    def __post_init__(self) -> None:
-        if self.a < 1:
-            raise ValueError(f"a must be >= 1, got {self.a}")
+    a: int = param(3, ge=1)
 
 
 class Lanczos(Synthesizer):

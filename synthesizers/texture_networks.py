@@ -73,6 +73,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.params import Params, param
 from texbench.synthesizers.features import (
     LAYER_NAMES,
     STYLE_LAYERS,
@@ -102,7 +103,7 @@ _MEAN_RGB_255 = (123.68, 116.779, 103.939)  # Caffe's ImageNet mean pixel, RGB o
 
 
 @dataclasses.dataclass(frozen=True)
-class TextureNetworksParams:
+class TextureNetworksParams(Params):
     """Parameters of :class:`TextureNetworks` (defaults: the paper's texture setting).
 
     Attributes:
@@ -131,48 +132,39 @@ class TextureNetworksParams:
         style_layers, gram_norm, layer_weights: the Gram loss, as Gatys' texture setting.
     """
 
-    scales: int = 5
-    channels: int = 8
-    noise_channels: int = 3
+    scales: int = param(5, ge=1)
+    channels: int = param(8, ge=1)
+    noise_channels: int = param(3, ge=1)
     padding: Padding = "circular"
-    leaky_slope: float = 0.01
-    output_scale: float = 255.0
+    leaky_slope: float = param(0.01, ge=0)
+    output_scale: float = param(255.0, gt=0)
     train_size: int = 256
-    batch_size: int = 16
-    iterations: int = 2000
-    lr: float = 0.1
-    lr_decay: float = 0.7
+    batch_size: int = param(16, ge=1)
+    iterations: int = param(2000, ge=0)
+    lr: float = param(0.1, gt=0)
+    lr_decay: float = param(0.7, gt=0, le=1)
     lr_decay_start: int = 1000
-    lr_decay_every: int = 200
-    calibration_batches: int = 4
+    lr_decay_every: int = param(200, ge=1)
+    calibration_batches: int = param(4, ge=0)
     train_seed: int = 0
     weights: Literal["normalised", "imagenet"] = "normalised"
     pooling: Literal["avg", "max"] = "avg"
     vgg_padding: Literal["zeros", "reflect"] = "zeros"
-    style_layers: tuple[str, ...] = STYLE_LAYERS
+    style_layers: tuple[str, ...] = param(STYLE_LAYERS, nonempty=True, choices=LAYER_NAMES)
     gram_norm: GramNorm = "positions"
     layer_weights: LayerWeights = "inverse-channels"
 
     def __post_init__(self) -> None:
-        if self.noise_channels < 1:
-            raise ValueError(f"noise_channels must be >= 1, got {self.noise_channels}")
+        super().__post_init__()
         check_generator_params(self)
-        bad = [n for n in self.style_layers if n not in LAYER_NAMES]
-        if bad:
-            raise ValueError(f"style_layers: unknown VGG-19 layer(s) {bad}")
 
 
 def check_generator_params(p: Any) -> None:
-    """Checks shared by the parameters of the Texture Networks methods: the generator (``scales``,
-    ``channels``, ``output_scale``, ``leaky_slope``), its training (``train_size``, ``batch_size``,
-    ``iterations``, ``lr``, ``lr_decay``, ``lr_decay_every``, ``calibration_batches``) and a non-empty
-    ``style_layers``; ``ValueError`` naming the field."""
-    for name in ("scales", "channels", "batch_size", "lr_decay_every"):
-        if getattr(p, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(p, name)}")
-    for name in ("iterations", "calibration_batches"):
-        if getattr(p, name) < 0:
-            raise ValueError(f"{name} must be >= 0, got {getattr(p, name)}")
+    """Checks that tie the generator's fields together, shared by the parameters of the Texture Networks
+    methods (each field's own bounds are declared with it): ``train_size`` leaves the coarsest scale at
+    least one pixel, and ``batch_size`` × the coarsest scale's area gives batch norm at least two values
+    per channel; ``ValueError`` naming the fields."""
+    # both depend on scales, train_size and batch_size together: not a bound of any one field
     if p.train_size < 2 ** (p.scales - 1):
         raise ValueError(f"train_size ({p.train_size}) must be >= 2^(scales-1) = {2 ** (p.scales - 1)}")
     coarsest = math.ceil(p.train_size / 2 ** (p.scales - 1))
@@ -181,16 +173,6 @@ def check_generator_params(p: Any) -> None:
             f"batch_size {p.batch_size} × coarsest scale {coarsest}×{coarsest} gives batch-norm a single "
             "value per channel in training: raise batch_size or train_size, or lower scales"
         )
-    if not p.lr > 0:
-        raise ValueError(f"lr must be > 0, got {p.lr}")
-    if not 0 < p.lr_decay <= 1:
-        raise ValueError(f"lr_decay must be in (0, 1], got {p.lr_decay}")
-    if not p.output_scale > 0:
-        raise ValueError(f"output_scale must be > 0, got {p.output_scale}")
-    if not p.leaky_slope >= 0:
-        raise ValueError(f"leaky_slope must be >= 0, got {p.leaky_slope}")
-    if not p.style_layers:
-        raise ValueError("style_layers must not be empty")
 
 
 # ---------------------------------------------------------------------------------------------- generator

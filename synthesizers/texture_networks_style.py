@@ -91,6 +91,7 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.params import Params, param
 from texbench.synthesizers.features import (
     CONTENT_LAYER,
     LAYER_NAMES,
@@ -131,7 +132,7 @@ _HELP = (
 
 
 @dataclasses.dataclass(frozen=True)
-class TextureNetworksStyleParams:
+class TextureNetworksStyleParams(Params):
     """Parameters of :class:`TextureNetworksStyle` (defaults: the authors' ``stylization_train.lua``).
 
     Attributes:
@@ -159,43 +160,35 @@ class TextureNetworksStyleParams:
     """
 
     train_images: str = "~/data/imagenet/val"
-    max_train_images: int = 0
-    scales: int = 6
-    channels: int = 8
-    noise_channels: int = 3
+    max_train_images: int = param(0, ge=0)
+    scales: int = param(6, ge=1)
+    channels: int = param(8, ge=1)
+    noise_channels: int = param(3, ge=0)
     padding: Padding = "circular"
-    leaky_slope: float = 0.01
-    output_scale: float = 255.0
+    leaky_slope: float = param(0.01, ge=0)
+    output_scale: float = param(255.0, gt=0)
     train_size: int = 256
-    batch_size: int = 16
-    iterations: int = 3000
-    lr: float = 0.1
-    lr_decay: float = 0.8
-    lr_decay_every: int = 300
-    style_size: int = 256
-    style_weight: float = 1e3
-    content_weight: float = 0.6
-    content_layer: str = CONTENT_LAYER
-    style_layers: tuple[str, ...] = STYLE_LAYERS
+    batch_size: int = param(16, ge=1)
+    iterations: int = param(3000, ge=0)
+    lr: float = param(0.1, gt=0)
+    lr_decay: float = param(0.8, gt=0, le=1)
+    lr_decay_every: int = param(300, ge=1)
+    style_size: int = param(256, ge=0)
+    style_weight: float = param(1e3, ge=0)
+    content_weight: float = param(0.6, ge=0)
+    content_layer: str = param(CONTENT_LAYER, choices=LAYER_NAMES)
+    style_layers: tuple[str, ...] = param(STYLE_LAYERS, nonempty=True, choices=LAYER_NAMES)
     gram_norm: GramNorm = "all"
     layer_weights: LayerWeights = "inverse-channels"
-    calibration_batches: int = 4
+    calibration_batches: int = param(4, ge=0)
     train_seed: int = 0
     weights: Literal["normalised", "imagenet"] = "normalised"
     pooling: Literal["avg", "max"] = "avg"
     vgg_padding: Literal["zeros", "reflect"] = "zeros"
 
     def __post_init__(self) -> None:
-        for name in ("noise_channels", "max_train_images", "style_size"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        super().__post_init__()
         check_generator_params(self)
-        for name in ("style_weight", "content_weight"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        bad = [n for n in (*self.style_layers, self.content_layer) if n not in LAYER_NAMES]
-        if bad:
-            raise ValueError(f"style_layers/content_layer: unknown VGG-19 layer(s) {bad}")
 
 
 # ---------------------------------------------------------------------------------------------- generator

@@ -77,7 +77,7 @@ def test_center_crop_resize():
 def test_task_params_are_strict():
     with pytest.raises(ValueError, match="unknown parameter.*'sigmaa'"):
         get_task("denoise").params({"sigmaa": 25})
-    with pytest.raises(ValueError, match="sigma must be >= 0"):
+    with pytest.raises(ValueError, match="parameter 'sigma' must be >= 0"):
         build_params(DenoiseParams, overrides={"sigma": -1})
     assert build_params(DenoiseParams, overrides={"sigma": "15", "clip": "false"}) == DenoiseParams(15.0, False)
     with pytest.raises(ValueError, match="unknown task"):

@@ -22,6 +22,7 @@ from torch import nn
 
 from texbench.calibration.bapps import TwoAFCDataset
 from texbench.files import atomic_torch_save, atomic_write_bytes
+from texbench.params import Params, param
 
 __all__ = [
     "CKPT_FORMAT",
@@ -62,41 +63,26 @@ class RankingHead(nn.Module):
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Params):
     """Training settings; defaults are the paper's (reference ``train.py``)."""
 
     net: Literal["alex", "vgg", "squeeze"] = "alex"
     variant: Literal["lin", "tune", "scratch"] = "lin"
-    epochs: int = 5
-    epochs_decay: int = 5
-    batch_size: int = 50
-    lr: float = 1e-4
+    epochs: int = param(5, ge=1)
+    epochs_decay: int = param(5, ge=0)
+    batch_size: int = param(50, ge=1)
+    lr: float = param(1e-4, gt=0)
     beta1: float = 0.5
     dropout: float = 0.5
     #: ``default``: PyTorch's 1×1-conv initialisation U(±1/√C), as the reference; ``uniform``: all ones.
     lin_init: Literal["default", "uniform"] = "default"
-    load_size: int = 64
+    load_size: int = param(64, ge=1)
     seed: int = 0
     #: also checkpoint every this many steps within an epoch (0: only at the end of each epoch)
-    save_every: int = 0
+    save_every: int = param(0, ge=0)
     #: stop after this many steps in total (0: no limit); for smoke tests
-    max_steps: int = 0
+    max_steps: int = param(0, ge=0)
     workers: int = 0
-
-    def __post_init__(self) -> None:
-        if self.net not in ("alex", "vgg", "squeeze"):
-            raise ValueError(f"net must be alex, vgg or squeeze, got {self.net!r}")
-        if self.variant not in ("lin", "tune", "scratch"):
-            raise ValueError(f"variant must be lin, tune or scratch, got {self.variant!r}")
-        for name in ("epochs", "batch_size", "load_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.epochs_decay < 0 or self.save_every < 0 or self.max_steps < 0:
-            raise ValueError("epochs_decay, save_every and max_steps must be >= 0")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.lin_init not in ("default", "uniform"):
-            raise ValueError(f"lin_init must be 'default' or 'uniform', got {self.lin_init!r}")
 
 
 def build_model(config: TrainConfig) -> Any:
