@@ -43,7 +43,7 @@ MISTAKES = [
     (["weights", "verify", "no-such-weights"], "unknown weights"),
     (["datasets", "fetch", "no-such-set"], "unknown standard set"),
     (["lpips", "train", "@empty", "--out", "@run"], "no BAPPS 2afc data"),
-    (["fid-stats", "@empty", "@out.npz", "--crop-size", "-1"], "crop_size must be >= 0"),  # ValueError of params
+    (["fid-stats", "@empty", "@out.npz", "--crop-size", "-1"], "parameter 'crop_size' must be >= 0"),  # ValueError of params
 ]
 
 
