@@ -15,8 +15,9 @@ from typing import Literal
 
 import torch
 
-from texbench.metrics._vgg import VGGFeatureMetric
-from texbench.synthesizers.features import CONTENT_LAYER, LAYER_NAMES, VGG19Features
+from texbench.metrics.checks import check_pair
+from texbench.metrics.vgg_feature_metric import VGGFeatureMetric
+from texbench.nets.vgg19 import CONTENT_LAYER, LAYER_NAMES, VGG19Features
 
 __all__ = ["VGGContentDistance", "VGGContentDistanceParams", "vgg_content_distance"]
 
@@ -38,13 +39,7 @@ def vgg_content_distance(
     References:
         Gatys, Ecker & Bethge, CVPR 2016 (eq. 1, as a mean rather than half a sum).
     """
-    for name, t in (("x", x), ("y", y)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.ndim != 4 or t.shape[1] != 3:
-            raise ValueError(f"{name} must have shape (N, 3, H, W), got {tuple(t.shape)}")
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    x, y = check_pair(x, y)
     out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
     with torch.no_grad():
         for i in range(x.shape[0]):

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.ops.filters import gaussian_window
 
 __all__ = ["Bicubic", "GaussianFilter", "NLMeans", "RandomPhaseNoise", "ReinhardColorTransfer",
            "periodic_component", "random_phase_noise", "reinhard_transfer"]
@@ -160,8 +161,6 @@ class GaussianFilter(Synthesizer):
     presets = {"tiny": {}}
 
     def run(self, task_input, *, seed, device):
-        from texbench.metrics.ssim import gaussian_window
-
         noisy = _require(task_input, "image", self.name).to(device).float()
         sigma = self.params.sigma_px
         if sigma is None:

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
-from texbench.synthesizers.patches import check_exemplar
+from texbench.ops.color import luminance
+from texbench.ops.patches import check_exemplar
 
 __all__ = [
     "ImageQuilting",
@@ -339,11 +340,6 @@ class QuiltingTransferParams:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
 
 
-def _luminance(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)
-    return (x * w[:, None, None]).sum(0, keepdim=True)
-
-
 def quilt_transfer(
     style: torch.Tensor, content: torch.Tensor, params: QuiltingTransferParams, *, generator: torch.Generator
 ) -> torch.Tensor:
@@ -361,7 +357,7 @@ def quilt_transfer(
     src = check_exemplar(style, "style", min_size=3)
     tgt = check_exemplar(content, "content", min_size=1)
     h_out, w_out = tgt.shape[-2:]
-    ls, lt = _luminance(src), _luminance(tgt)
+    ls, lt = luminance(src), luminance(tgt)
     ls = (ls - ls.mean()) / ls.std().clamp_min(1e-6) * lt.std() + lt.mean()
     src_error, lum_error = OverlapError(src), OverlapError(ls)
     previous: torch.Tensor | None = None

@@ -103,3 +103,4 @@ def test_metric_contract(name):
         assert better.all(), "an image compared with itself scores at least as well as with another"
     with pytest.raises((ValueError, TypeError)):
         m(x[:, :1], y[:, :1])
+

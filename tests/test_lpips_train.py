@@ -10,8 +10,8 @@ import torch
 from click.testing import CliRunner
 
 from texbench.metrics import lpips_train as lt
-from texbench.metrics import lpips_weights as lw
-from texbench.metrics.lpips import LPIPSNet, load_calibrated
+from texbench.nets import backbones as lw
+from texbench.nets.lpips import LIN_SPECS, LPIPSNet, load_calibrated
 from texbench.weights import find_cached
 
 
@@ -176,7 +176,7 @@ def test_scratch_checkpoint_holds_the_trained_backbone(synthetic, tmp_path):
 def test_eval_cli_prints_per_category_table(synthetic, backbone_available):
     from texbench.metrics.lpips_cli import lpips
 
-    if find_cached(lw.LIN_SPECS["alex"]) is None:
+    if find_cached(LIN_SPECS["alex"]) is None:
         pytest.skip("official LPIPS linear weights not cached")
     res = CliRunner().invoke(lpips, ["eval", str(synthetic), "--net", "alex", "--batch-size", "40"])
     assert res.exit_code == 0, res.output
