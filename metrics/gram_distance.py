@@ -4,7 +4,8 @@
 relu5_1`` with ``G = FᵀF / N_positions`` and ``w_i = 1/C_i``: exactly the style loss that Gatys et al.
 minimise (:func:`texbench.ops.gram.style_loss`), so the value a method reaches is comparable
 with the loss curve of ``gatys``. Grams are accumulated in float64; images of any size are compared
-(an unpaired metric), one image at a time, so the value does not depend on the batch.
+(an unpaired metric), one image at a time, so the value does not depend on the batch. The functional is
+differentiable: gradients flow back to ``x`` and ``y`` (the Gram loss as a training loss).
 
 References:
     Gatys, Ecker & Bethge, "Texture synthesis using convolutional neural networks", NeurIPS 2015;
@@ -54,8 +55,7 @@ def gram_distance(
     n = x.shape[0]
 
     def grams(img: torch.Tensor) -> list[torch.Tensor]:
-        with torch.no_grad():
-            f = extractor(img[None].float())
+        f = extractor(img[None].float())
         return [gram_matrix(f[name].double(), normalize=gram_norm) for name in layers]
 
     y_grams = grams(y[0]) if y.shape[0] == 1 else None

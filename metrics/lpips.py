@@ -61,7 +61,9 @@ def lpips(
         batch_size: pairs per network pass (results do not depend on it).
 
     Returns:
-        ``(N,)`` float64 on ``x.device``, or the float32 map with ``spatial``.
+        ``(N,)`` float64 on ``x.device``, or the float32 map with ``spatial``. Differentiable: where ``x``
+        or ``y`` requires grad (and grad mode is on), gradients flow back to the images, and the value is
+        the float32 sum of the same terms.
 
     Raises:
         WeightsNotFoundError: pretrained weights are not cached and random init is not allowed.
@@ -76,7 +78,9 @@ def lpips(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model = _get_model(net, weights, x.device)
     outs = []
-    with torch.inference_mode():
+    # differentiable where the images require grad (LPIPS as a loss); else no graph and the fused
+    # float64 inference path (the runner scores under no_grad either way)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)):
         for i in range(0, x.shape[0], batch_size):
             xb, yb = x[i : i + batch_size].float(), y[i : i + batch_size].float()
             outs.append(model(xb, yb, spatial=spatial))

@@ -3,6 +3,7 @@
 ``vgg_content_distance(x, y) = mean((F(x) − F(y))²)`` over the C·H·W entries of ``relu4_2`` (Gatys et
 al.'s content layer), with the normalised VGG-19 by default: the content term that ``gatys`` minimises
 for the style task. Differences accumulate in float64, one image at a time (independent of the batch).
+The functional is differentiable: gradients flow back to ``x`` and ``y``.
 
 References:
     Gatys, Ecker & Bethge, "Image style transfer using convolutional neural networks", CVPR 2016.
@@ -41,11 +42,10 @@ def vgg_content_distance(
     """
     x, y = check_pair(x, y)
     out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
-    with torch.no_grad():
-        for i in range(x.shape[0]):
-            fx = extractor(x[i : i + 1].float())[layer].double()
-            fy = extractor(y[i : i + 1].float())[layer].double()
-            out[i] = (fx - fy).pow(2).mean()
+    for i in range(x.shape[0]):
+        fx = extractor(x[i : i + 1].float())[layer].double()
+        fy = extractor(y[i : i + 1].float())[layer].double()
+        out[i] = (fx - fy).pow(2).mean()
     return out
 
 

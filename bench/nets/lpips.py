@@ -180,6 +180,9 @@ class LPIPSNet(nn.Module):
         n = x.shape[0]
         a = 2.0 / self.scale
         b = -(1.0 + self.shift) / self.scale
+        if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
+            # the same op, without ``out=`` (which autograd refuses): gradients flow to the images
+            return torch.cat([torch.addcmul(b, x, a), torch.addcmul(b, y, a)])
         h = torch.empty((2 * n, *x.shape[1:]), dtype=x.dtype, device=x.device)
         torch.addcmul(b, x, a, out=h[:n])
         torch.addcmul(b, y, a, out=h[n:])
@@ -188,8 +191,11 @@ class LPIPSNet(nn.Module):
     def _tapped(self, x: torch.Tensor, y: torch.Tensor):
         """Yield ``(x̂_l, ŷ_l)``: unit-normalised activations of each tapped layer."""
         n = x.shape[0]
-        # A frozen trunk needs no graph even while the linear layers train.
-        trunk_grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.features.parameters())
+        # A frozen trunk needs no graph while only the linear layers train; it does when the distance is
+        # differentiated with respect to the images (LPIPS as a loss).
+        trunk_grad = torch.is_grad_enabled() and (
+            x.requires_grad or y.requires_grad or any(p.requires_grad for p in self.features.parameters())
+        )
         h, start = self._trunk_input(x, y), 0
         for end in self.taps:
             with torch.set_grad_enabled(trunk_grad):
