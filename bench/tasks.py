@@ -17,7 +17,8 @@ Degradations are written down here as code, and their parameters are stored with
   dimensions ("modcrop", as SR papers do), then down-sampled by 4 with antialiased bicubic interpolation
   (Keys kernel a = -0.5 widened by the scale factor, the MATLAB ``imresize`` convention; torch's
   ``interpolate(mode="bicubic", antialias=True)``), clipped to [0, 1] and kept in float32.
-  :func:`downsample` is differentiable, so Deep Image Prior uses the very same operator.
+  :func:`downsample` (defined in :mod:`texbench.ops.resize`, re-exported here as the task's operator) is
+  differentiable, so Deep Image Prior uses the very same operator.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from texbench.ops.resize import downsample, resize
 from texbench.params import NoParams, Params, build_params, param, params_to_dict
 
 __all__ = [
@@ -101,16 +102,6 @@ class MetricUse:
 
 
 # ----------------------------------------------------------------------------------------------- degradations
-def _as_batch(x: torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim == 3:
-        return x[None], True
-    if x.ndim == 4:
-        return x, False
-    raise ValueError(f"{name} must have shape (3, H, W) or (N, 3, H, W), got {tuple(x.shape)}")
-
-
 def modcrop(image: torch.Tensor, factor: int) -> torch.Tensor:
     """Crop the bottom and right so that height and width are multiples of ``factor``.
 
@@ -119,34 +110,6 @@ def modcrop(image: torch.Tensor, factor: int) -> torch.Tensor:
     """
     h, w = image.shape[-2:]
     return image[..., : h - h % factor, : w - w % factor]
-
-
-def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Antialiased bicubic resize of ``(3, H, W)`` or ``(N, 3, H, W)`` to ``size = (H', W')``, clipped to [0, 1]."""
-    x, squeeze = _as_batch(image, "image")
-    if tuple(x.shape[-2:]) == tuple(size):
-        return image
-    y = F.interpolate(x, size=tuple(size), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
-    return y[0] if squeeze else y
-
-
-def downsample(image: torch.Tensor, factor: int = 4) -> torch.Tensor:
-    """The ``sr4`` degradation: antialiased bicubic down-sampling by ``factor`` (differentiable).
-
-    Args:
-        image: ``(3, H, W)`` or ``(N, 3, H, W)`` with H and W multiples of ``factor`` (see :func:`modcrop`).
-        factor: integer scale factor.
-
-    Returns:
-        ``(..., 3, H/factor, W/factor)``, clipped to [0, 1].
-    """
-    x, squeeze = _as_batch(image, "image")
-    h, w = x.shape[-2:]
-    if h % factor or w % factor:
-        raise ValueError(f"image size {w}x{h} is not a multiple of {factor}: modcrop it first")
-    y = F.interpolate(x, size=(h // factor, w // factor), mode="bicubic", antialias=True, align_corners=False)
-    y = y.clamp(0, 1)
-    return y[0] if squeeze else y
 
 
 def add_gaussian_noise(

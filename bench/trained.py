@@ -28,7 +28,14 @@ import torch
 
 from texbench.files import atomic_torch_save, atomic_write_bytes
 
-__all__ = ["TrainedWeights", "load_or_train", "subsample_curve", "trained_dir", "training_key"]
+__all__ = [
+    "TrainedWeights",
+    "calibrate_batch_norm",
+    "load_or_train",
+    "subsample_curve",
+    "trained_dir",
+    "training_key",
+]
 
 
 def trained_dir() -> Path:
@@ -51,6 +58,27 @@ def subsample_curve(values: list[float], n: int) -> tuple[list[int], list[float]
         return list(range(1, len(values) + 1)), list(values)
     idx = sorted({round(i * (len(values) - 1) / (n - 1)) for i in range(n)})
     return [i + 1 for i in idx], [values[i] for i in idx]
+
+
+def calibrate_batch_norm(net: torch.nn.Module, draw: Callable[[], Any], batches: int) -> None:
+    """Replace the running batch-norm statistics of a trained ``net`` by their exact average over
+    ``batches`` fresh batches (``net(draw())`` each), so inference normalises with the statistics of the
+    finished network rather than a moving average over its training (both Texture Networks methods).
+
+    The momenta are restored afterwards; ``net`` is left in training mode. ``batches == 0`` does nothing.
+    """
+    if batches == 0:
+        return
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: the plain mean over the calibration batches
+    net.train()
+    for _ in range(batches):
+        net(draw())
+    for m, mom in zip(norms, saved, strict=True):
+        m.momentum = mom
 
 
 def training_key(fields: Mapping[str, Any]) -> str:

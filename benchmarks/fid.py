@@ -55,14 +55,14 @@ def main(argv: list[str] | None = None) -> None:
     import pytorch_fid.inception as pfi
 
     from texbench.metrics.feature_cache import FeatureCache
-    from texbench.metrics.feature_extractor_inceptionv3 import (
+    from texbench.metrics.sifid import sifid
+    from texbench.nets.inception import (
         FID_INCEPTION,
         FIDInceptionV3,
         pytorch_fid_state_dict,
         random_state_dict,
         state_dict_from_torchscript,
     )
-    from texbench.metrics.sifid import sifid
     from texbench.weights import find_cached
 
     device = torch.device(args.device)

@@ -2,7 +2,7 @@
 
 ``python -m benchmarks gatys [--sizes 128 256] [--evals 10] [--device cpu] [--threads N]``
 
-Both sides minimise the same loss (the Gram loss of :mod:`texbench.synthesizers.features` on
+Both sides minimise the same loss (the Gram loss of :mod:`texbench.ops.gram` on
 relu1_1…relu5_1 of the same VGG-19 weights) with the same ``torch.optim.LBFGS`` from the same white noise,
 so their loss trajectories must agree (printed: the largest relative difference); only the work per
 evaluation differs:
@@ -50,7 +50,8 @@ def _measure(kind: str, size: int, evals: int, device: str, threads: int, seed: 
 
     import torch
 
-    from texbench.synthesizers.features import STYLE_LAYERS, VGG19Features, gram_matrix, style_loss
+    from texbench.nets.vgg19 import STYLE_LAYERS, VGG19Features
+    from texbench.ops.gram import gram_matrix, style_loss
 
     torch.set_num_threads(threads)
     dev = torch.device(device)

@@ -17,8 +17,8 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from texbench.metrics.lpips import LPIPSNet
-    from texbench.metrics.lpips_weights import BACKBONE_SPECS
+    from texbench.nets.backbones import BACKBONE_SPECS
+    from texbench.nets.lpips import LPIPSNet
     from texbench.weights import find_cached
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks lpips")

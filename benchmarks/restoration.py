@@ -20,12 +20,13 @@ fallback (torch / scikit-image directly, marked ``*``) keeps the table complete.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
 
 from texbench import registry, tasks
+from texbench.ops.color import rgb_to_y
+from texbench.ops.distortion import psnr
 
 BUILTIN = ("astronaut", "chelsea", "coffee")
 
@@ -56,20 +57,13 @@ def _folder_images(folder: str, limit: int | None, size: int | None) -> list[tup
 
 # --------------------------------------------------------------------------------------------- metrics
 def _psnr(x: torch.Tensor, y: torch.Tensor) -> float:
-    mse = float(torch.mean((x.double() - y.double()) ** 2))
-    return math.inf if mse == 0 else -10.0 * math.log10(mse)
-
-
-def _luma(x: torch.Tensor) -> torch.Tensor:
-    # ITU-R BT.601 luma on [0, 1] (MATLAB rgb2ycbcr, as the DIP and SR evaluation scripts use)
-    r, g, b = x.double().unbind(0)
-    return (16.0 + 65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+    return float(psnr(x[None].double(), y[None].double())[0])
 
 
 def psnr_y_crop(x: torch.Tensor, y: torch.Tensor, border: int = 4) -> float:
-    """PSNR on luma with ``border`` pixels cropped on every side (the SR papers' protocol)."""
-    sl = (slice(border, -border or None), slice(border, -border or None))
-    return _psnr(_luma(x)[sl], _luma(y)[sl])
+    """PSNR on luma (BT.601, MATLAB ``rgb2ycbcr``) with ``border`` pixels cropped on every side (the SR
+    papers' protocol)."""
+    return float(psnr(rgb_to_y(x[None].double()), rgb_to_y(y[None].double()), crop_border=border)[0])
 
 
 class _Scores:

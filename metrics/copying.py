@@ -36,8 +36,9 @@ import numpy as np
 import torch
 
 from texbench.base import Metric
+from texbench.metrics.checks import check_batch, check_pair
+from texbench.ops.patches import gather_patches, grid_positions, nearest_patches
 from texbench.params import Params, param
-from texbench.synthesizers.patches import gather_patches, grid_positions, nearest_patches
 
 __all__ = ["CopyFraction", "CopyRegion", "CopyingParams", "copy_map", "copying"]
 
@@ -178,15 +179,7 @@ class _Copying(Metric):
             x: outputs ``(N, 3, H, W)`` in [0, 1].
             y: exemplar(s): ``(3, h, w)``, ``(1, 3, h, w)`` or ``(N, 3, h, w)``.
         """
-        if not isinstance(x, torch.Tensor) or x.ndim != 4:
-            raise ValueError(f"x must have shape (N, 3, H, W), got {getattr(x, 'shape', type(x))}")
-        if not isinstance(y, torch.Tensor) or y.ndim not in (3, 4):
-            raise ValueError(
-                f"y must have shape (3, h, w) or (N, 3, h, w), got {getattr(y, 'shape', type(y))}"
-            )
-        ys = y[None] if y.ndim == 3 else y
-        if ys.shape[0] not in (1, x.shape[0]):
-            raise ValueError(f"y holds {ys.shape[0]} exemplars for {x.shape[0]} outputs")
+        x, ys = check_pair(x, check_batch(y, "y", unbatched=True), same_size=False, shared_reference=True)
         vals = [
             _cached_copying(
                 x[i].to(self.device), ys[i if ys.shape[0] > 1 else 0].to(self.device), self.params

@@ -45,7 +45,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from texbench.base import Metric
+from texbench.metrics.inception_features import InceptionSetMetric
 from texbench.params import Params, param
 
 __all__ = [
@@ -339,64 +339,11 @@ class FIDParams(Params):
     resize: Literal["pytorch-fid", "clean"] = "pytorch-fid"
 
 
-class _InceptionSetMetric(Metric):
-    """Shared plumbing of FID and KID: images or folders → pool3 features through the cache."""
-
-    kind = "set"
-    batch_size: int = 32
-    weights_path: str | None = None
-
-    def provenance(self) -> dict[str, str]:
-        from texbench.metrics.feature_extractor_inceptionv3 import FID_INCEPTION, load_fid_inception
-
-        _, prov = load_fid_inception(self.device, path=self.weights_path)
-        return {FID_INCEPTION.name: prov}
-
-    def _protocol(self) -> dict[str, str]:
-        return {
-            "resize": self.params.resize,
-            "crop_size": str(self.params.crop_size),
-            "crops_per_image": str(self.params.crops_per_image),
-        }
-
-    def features(self, images: Sequence[torch.Tensor], *, seed: int = 0, name: str = "images") -> np.ndarray:
-        """pool3 features ``(n, 2048)`` of ``images`` (or of their random crops), float64."""
-        from texbench.metrics.inception_features import check_images, extract_features, random_crops
-
-        imgs = check_images(images, name)
-        if self.params.crop_size:
-            imgs = random_crops(imgs, self.params.crop_size, self.params.crops_per_image, seed=seed)
-        if not imgs:
-            return np.zeros((0, 2048))
-        feats, _ = extract_features(
-            imgs,
-            dims=(2048,),
-            resize=self.params.resize,
-            device=self.device,
-            batch_size=self.batch_size,
-            weights_path=self.weights_path,
-        )
-        return np.stack(feats[2048]).astype(np.float64)
-
-    def folder_features(self, folder: str | os.PathLike, *, seed: int = 0, chunk: int = 64) -> np.ndarray:
-        """pool3 features of every image directly inside ``folder`` (sorted by name), loaded in chunks."""
-        from texbench.imageio import list_images, load_image
-
-        files = list_images(folder)
-        if not files:
-            raise ValueError(f"{folder}: no images found")
-        parts = []
-        for start in range(0, len(files), chunk):
-            imgs = [load_image(f) for f in files[start : start + chunk]]
-            parts.append(self.features(imgs, seed=seed, name=str(folder)))
-        return np.concatenate(parts)
-
-
-class FID(_InceptionSetMetric):
+class FID(InceptionSetMetric):
     """Fréchet Inception Distance between a set of outputs and a set of references (lower is better).
 
     Features: pool3 of the FID Inception network (TF 2015-12-05 weights, see
-    :mod:`texbench.metrics.feature_extractor_inceptionv3`), preprocessing ``params.resize``.
+    :mod:`texbench.nets.inception`), preprocessing ``params.resize``.
     Whole images by default; the texture task uses random crops (``crop_size``, ``crops_per_image``;
     positions seeded by ``seed`` and each image's identity), because outputs and exemplars differ in size
     and a texture is a stationary field of which any crop is a sample.

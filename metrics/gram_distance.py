@@ -2,9 +2,10 @@
 
 ``gram_distance(x, y) = Σ_i w_i² ‖G_i(x) − G_i(y)‖²_F`` over ``relu1_1, relu2_1, relu3_1, relu4_1,
 relu5_1`` with ``G = FᵀF / N_positions`` and ``w_i = 1/C_i``: exactly the style loss that Gatys et al.
-minimise (:func:`texbench.synthesizers.features.style_loss`), so the value a method reaches is comparable
+minimise (:func:`texbench.ops.gram.style_loss`), so the value a method reaches is comparable
 with the loss curve of ``gatys``. Grams are accumulated in float64; images of any size are compared
-(an unpaired metric), one image at a time, so the value does not depend on the batch.
+(an unpaired metric), one image at a time, so the value does not depend on the batch. The functional is
+differentiable: gradients flow back to ``x`` and ``y`` (the Gram loss as a training loss).
 
 References:
     Gatys, Ecker & Bethge, "Texture synthesis using convolutional neural networks", NeurIPS 2015;
@@ -18,32 +19,13 @@ from typing import Literal
 
 import torch
 
-from texbench.metrics._vgg import VGGFeatureMetric
+from texbench.metrics.checks import check_pair
+from texbench.metrics.vgg_feature_metric import VGGFeatureMetric
+from texbench.nets.vgg19 import LAYER_NAMES, STYLE_LAYERS, VGG19Features
+from texbench.ops.gram import GramNorm, LayerWeights, gram_matrix, style_loss
 from texbench.params import Params, param
-from texbench.synthesizers.features import (
-    LAYER_NAMES,
-    STYLE_LAYERS,
-    GramNorm,
-    LayerWeights,
-    VGG19Features,
-    gram_matrix,
-    style_loss,
-)
 
 __all__ = ["GramDistance", "GramDistanceParams", "gram_distance"]
-
-
-def _check_images(x: torch.Tensor, name: str) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"{name} must have shape (N, 3, H, W), got {tuple(x.shape)}")
-
-
-def _pair_count(x: torch.Tensor, y: torch.Tensor) -> int:
-    if y.shape[0] not in (1, x.shape[0]):
-        raise ValueError(f"y must hold 1 or {x.shape[0]} images (as x), got {y.shape[0]}")
-    return x.shape[0]
 
 
 def gram_distance(
@@ -62,7 +44,7 @@ def gram_distance(
         y: ``(N, 3, h, w)`` or ``(1, 3, h, w)`` RGB in [0, 1], any size.
         extractor: a :class:`VGG19Features` returning at least ``layers``.
         layers: the layers compared.
-        gram_norm, layer_weights: as in :func:`texbench.synthesizers.features.style_loss`.
+        gram_norm, layer_weights: as in :func:`texbench.ops.gram.style_loss`.
 
     Returns:
         ``(N,)`` float64, >= 0; 0 for identical images.
@@ -70,13 +52,11 @@ def gram_distance(
     References:
         Gatys, Ecker & Bethge, NeurIPS 2015.
     """
-    _check_images(x, "x")
-    _check_images(y, "y")
-    n = _pair_count(x, y)
+    x, y = check_pair(x, y, same_size=False, shared_reference=True)
+    n = x.shape[0]
 
     def grams(img: torch.Tensor) -> list[torch.Tensor]:
-        with torch.no_grad():
-            f = extractor(img[None].float())
+        f = extractor(img[None].float())
         return [gram_matrix(f[name].double(), normalize=gram_norm) for name in layers]
 
     y_grams = grams(y[0]) if y.shape[0] == 1 else None

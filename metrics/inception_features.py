@@ -14,45 +14,23 @@ resized on its own, and the network has no cross-sample operation.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from texbench.metrics import feature_extractor_inceptionv3 as _fe
+from texbench.base import Metric
+from texbench.metrics.checks import check_images
 from texbench.metrics.feature_cache import FeatureCache, default_cache, image_key
-from texbench.metrics.feature_extractor_inceptionv3 import (
-    BLOCK_DIMS,
-    ResizeMode,
-    load_fid_inception,
-    resize_input,
-)
+from texbench.nets import inception
+from texbench.nets.inception import BLOCK_DIMS, FID_INCEPTION, ResizeMode, load_fid_inception, resize_input
 
-__all__ = ["EXTRACTOR_VERSION", "check_images", "extract_features", "random_crops"]
+__all__ = ["EXTRACTOR_VERSION", "InceptionSetMetric", "extract_features", "random_crops"]
 
 #: bumped whenever extracted values change for the same weights and inputs (invalidates disk caches)
 EXTRACTOR_VERSION = "1"
 DEFAULT_BATCH_SIZE = 32
-
-
-def check_images(images: Sequence[torch.Tensor], name: str) -> list[torch.Tensor]:
-    """Validate a sequence of float ``(3, H, W)`` images (or an ``(N, 3, H, W)`` batch); return a list."""
-    if isinstance(images, torch.Tensor):
-        if images.ndim != 4:
-            raise ValueError(
-                f"{name} must be (N, 3, H, W) or a sequence of (3, H, W), got {tuple(images.shape)}"
-            )
-        images = list(images)
-    out = []
-    for i, img in enumerate(images):
-        if not isinstance(img, torch.Tensor):
-            raise TypeError(f"{name}[{i}] must be a torch.Tensor, got {type(img).__name__}")
-        if img.ndim != 3 or img.shape[0] != 3:
-            raise ValueError(f"{name}[{i}] must have shape (3, H, W), got {tuple(img.shape)}")
-        if not img.is_floating_point():
-            raise TypeError(f"{name}[{i}] must be float in [0, 1], got {img.dtype}")
-        out.append(img)
-    return out
 
 
 def _net_id(provenance: str) -> str:
@@ -110,7 +88,7 @@ def extract_features(
         # group by size (only matters for resize="none"; resized inputs all become 299x299 and share batches)
         groups: dict[tuple[int, int], list[str]] = {}
         for key, img in todo.items():
-            size = (_fe.INPUT_SIZE,) * 2 if resize != "none" else tuple(img.shape[-2:])
+            size = (inception.INPUT_SIZE,) * 2 if resize != "none" else tuple(img.shape[-2:])
             groups.setdefault(size, []).append(key)
         dev = torch.device(device)
         for group in groups.values():
@@ -153,3 +131,57 @@ def random_crops(
             left = int(rng.integers(0, w - size + 1))
             out.append(img[:, top : top + size, left : left + size])
     return out
+
+
+# ------------------------------------------------------------------------------ set-level metric base
+class InceptionSetMetric(Metric):
+    """Shared plumbing of the set-level Inception metrics (FID, KID): images or folders → pool3 features
+    through the feature cache, the provenance of the weights and the protocol recorded with a score.
+
+    Subclasses' params carry ``resize``, ``crop_size`` and ``crops_per_image`` (:class:`~texbench.metrics.fid.FIDParams`).
+    """
+
+    kind = "set"
+    batch_size: int = 32
+    weights_path: str | None = None
+
+    def provenance(self) -> dict[str, str]:
+        _, prov = load_fid_inception(self.device, path=self.weights_path)
+        return {FID_INCEPTION.name: prov}
+
+    def _protocol(self) -> dict[str, str]:
+        return {
+            "resize": self.params.resize,
+            "crop_size": str(self.params.crop_size),
+            "crops_per_image": str(self.params.crops_per_image),
+        }
+
+    def features(self, images: Sequence[torch.Tensor], *, seed: int = 0, name: str = "images") -> np.ndarray:
+        """pool3 features ``(n, 2048)`` of ``images`` (or of their random crops), float64."""
+        imgs = check_images(images, name)
+        if self.params.crop_size:
+            imgs = random_crops(imgs, self.params.crop_size, self.params.crops_per_image, seed=seed)
+        if not imgs:
+            return np.zeros((0, 2048))
+        feats, _ = extract_features(
+            imgs,
+            dims=(2048,),
+            resize=self.params.resize,
+            device=self.device,
+            batch_size=self.batch_size,
+            weights_path=self.weights_path,
+        )
+        return np.stack(feats[2048]).astype(np.float64)
+
+    def folder_features(self, folder: str | os.PathLike, *, seed: int = 0, chunk: int = 64) -> np.ndarray:
+        """pool3 features of every image directly inside ``folder`` (sorted by name), loaded in chunks."""
+        from texbench.imageio import list_images, load_image
+
+        files = list_images(folder)
+        if not files:
+            raise ValueError(f"{folder}: no images found")
+        parts = []
+        for start in range(0, len(files), chunk):
+            imgs = [load_image(f) for f in files[start : start + chunk]]
+            parts.append(self.features(imgs, seed=seed, name=str(folder)))
+        return np.concatenate(parts)

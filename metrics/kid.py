@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from texbench.metrics.fid import FIDParams, _InceptionSetMetric
+from texbench.metrics.fid import FIDParams
+from texbench.metrics.inception_features import InceptionSetMetric
 from texbench.params import param
 
 __all__ = ["KID", "KIDParams", "kernel_inception_distance", "mmd2_unbiased", "polynomial_kernel"]
@@ -121,7 +122,7 @@ class KIDParams(FIDParams):
     coef0: float = 1.0
 
 
-class KID(_InceptionSetMetric):
+class KID(InceptionSetMetric):
     """Kernel Inception Distance between outputs and references (lower is better; ≈ 0 for equal distributions).
 
     Same features and crop protocol as :class:`texbench.metrics.fid.FID` (one cached Inception pass

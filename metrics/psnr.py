@@ -1,4 +1,6 @@
-"""Peak signal-to-noise ratio.
+"""Peak signal-to-noise ratio: the metrics ``psnr`` (RGB) and ``psnr-y`` (luma).
+
+Both wrap the pure :func:`texbench.ops.distortion.psnr` (re-exported here as the metric's functional).
 
 References:
     The standard definition, PSNR = 10 log10(R² / MSE); checked against scikit-image's
@@ -13,39 +15,12 @@ import dataclasses
 import torch
 
 from texbench.base import Metric
-from texbench.metrics._checks import check_pair
-from texbench.metrics.color import rgb_to_y
+from texbench.metrics.checks import check_pair
+from texbench.ops.color import rgb_to_y
+from texbench.ops.distortion import psnr
 from texbench.params import Params
 
 __all__ = ["PSNR", "PSNRY", "psnr"]
-
-
-def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, crop_border: int = 0) -> torch.Tensor:
-    """PSNR in dB, one value per image, computed in float64.
-
-    Args:
-        x: ``(N, C, H, W)`` images.
-        y: ``(N, C, H, W)`` references.
-        data_range: the value range (1 for [0, 1] floats, 255 for uint8 scale).
-        crop_border: pixels removed from every side before comparing.
-
-    Returns:
-        ``(N,)`` float64; ``inf`` where the images are identical.
-
-    >>> psnr(torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.1)).round().item()
-    20.0
-    """
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    if crop_border < 0:
-        raise ValueError(f"crop_border must be >= 0, got {crop_border}")
-    if crop_border:
-        if min(x.shape[-2:]) <= 2 * crop_border:
-            raise ValueError(f"images of size {tuple(x.shape[-2:])} are too small for crop_border={crop_border}")
-        x = x[..., crop_border:-crop_border, crop_border:-crop_border]
-        y = y[..., crop_border:-crop_border, crop_border:-crop_border]
-    mse = (x.double() - y.double()).pow(2).flatten(1).mean(dim=1)
-    return 10.0 * torch.log10(data_range**2 / mse)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +42,7 @@ class PSNR(Metric):
     Params = PSNRParams
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x, y = check_pair(x, y)
+        x, y = check_pair(x, y, unbatched=True)
         return psnr(x, y, data_range=1.0, crop_border=self.params.crop_border)
 
 
@@ -78,5 +53,5 @@ class PSNRY(PSNR):
     description = "PSNR on the Y channel (BT.601, MATLAB rgb2ycbcr), dB"
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x, y = check_pair(x, y)
+        x, y = check_pair(x, y, unbatched=True)
         return psnr(rgb_to_y(x.double()), rgb_to_y(y.double()), crop_border=self.params.crop_border)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from texbench.base import Metric
+from texbench.metrics.checks import check_pair
 from texbench.metrics.fid import feature_statistics, frechet_distance
 from texbench.params import Params
 
@@ -72,13 +73,7 @@ def sifid(
     """
     from texbench.metrics.inception_features import extract_features
 
-    for name, t in (("x", x), ("y", y)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.ndim != 4 or t.shape[1] != 3:
-            raise ValueError(f"{name} must have shape (N, 3, H, W), got {tuple(t.shape)}")
-    if y.shape[0] not in (1, x.shape[0]):
-        raise ValueError(f"y must hold 1 or N={x.shape[0]} images, got {y.shape[0]}")
+    x, y = check_pair(x, y, same_size=False, shared_reference=True)
     if dims not in (64, 192):
         raise ValueError(f"dims must be 64 or 192, got {dims!r}")
     device = x.device if device is None else device
@@ -135,7 +130,7 @@ class SiFID(Metric):
         )
 
     def provenance(self) -> dict[str, str]:
-        from texbench.metrics.feature_extractor_inceptionv3 import FID_INCEPTION, load_fid_inception
+        from texbench.nets.inception import FID_INCEPTION, load_fid_inception
 
         _, prov = load_fid_inception(self.device, path=self.weights_path)
         return {FID_INCEPTION.name: prov}

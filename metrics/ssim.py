@@ -20,23 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Metric
-from texbench.metrics._checks import check_pair
-from texbench.metrics.color import rgb_to_y
+from texbench.metrics.checks import check_pair
+from texbench.ops.color import rgb_to_y
+from texbench.ops.filters import gaussian_window
 from texbench.params import Params, param
 
-__all__ = ["SSIM", "SSIMY", "gaussian_window", "ssim"]
-
-
-def gaussian_window(sigma: float, *, truncate: float = 3.5, dtype=torch.float64, device=None) -> torch.Tensor:
-    """Normalised 1-D Gaussian with radius ``int(truncate * sigma + 0.5)`` (scipy's convention).
-
-    >>> gaussian_window(1.5).numel()
-    11
-    """
-    radius = int(truncate * sigma + 0.5)
-    t = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
-    w = torch.exp(-0.5 * (t / sigma) ** 2)
-    return w / w.sum()
+__all__ = ["SSIM", "SSIMY", "ssim"]
 
 
 def ssim(
@@ -109,7 +98,7 @@ class SSIM(Metric):
         return t[..., b:-b, b:-b] if b else t
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x, y = check_pair(x, y)
+        x, y = check_pair(x, y, unbatched=True)
         return ssim(self._crop(x), self._crop(y), sigma=self.params.sigma)
 
 
@@ -120,5 +109,5 @@ class SSIMY(SSIM):
     description = "SSIM on the Y channel (BT.601, MATLAB rgb2ycbcr)"
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x, y = check_pair(x, y)
+        x, y = check_pair(x, y, unbatched=True)
         return ssim(self._crop(rgb_to_y(x.double())), self._crop(rgb_to_y(y.double())), sigma=self.params.sigma)

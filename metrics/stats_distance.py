@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Metric
-from texbench.metrics._checks import check_batch
+from texbench.metrics.checks import check_batch
 
 __all__ = ["StatsDistance", "stats_distance", "texture_statistics"]
 
@@ -41,7 +41,7 @@ def _blur(x: torch.Tensor) -> torch.Tensor:
 
 def texture_statistics(x: torch.Tensor, *, levels: int = 4) -> torch.Tensor:
     """Statistics vector ``(N, 9 + 3 * levels)`` of images ``(N, 3, H, W)`` in [0, 1] (float64)."""
-    x = check_batch(x).double()
+    x = check_batch(x, unbatched=True).double()
     n = x.shape[0]
     flat = x.flatten(2)
     mean = flat.mean(dim=2)
@@ -84,4 +84,4 @@ class StatsDistance(Metric):
     references = "Reinhard et al. 2001 (colour moments); Heeger & Bergen 1995 (pyramid statistics)"
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return stats_distance(check_batch(x, "x"), check_batch(y, "y"))
+        return stats_distance(check_batch(x, "x", unbatched=True), check_batch(y, "y", unbatched=True))

@@ -3,6 +3,7 @@
 ``vgg_content_distance(x, y) = mean((F(x) − F(y))²)`` over the C·H·W entries of ``relu4_2`` (Gatys et
 al.'s content layer), with the normalised VGG-19 by default: the content term that ``gatys`` minimises
 for the style task. Differences accumulate in float64, one image at a time (independent of the batch).
+The functional is differentiable: gradients flow back to ``x`` and ``y``.
 
 References:
     Gatys, Ecker & Bethge, "Image style transfer using convolutional neural networks", CVPR 2016.
@@ -15,9 +16,10 @@ from typing import Literal
 
 import torch
 
-from texbench.metrics._vgg import VGGFeatureMetric
+from texbench.metrics.checks import check_pair
+from texbench.metrics.vgg_feature_metric import VGGFeatureMetric
+from texbench.nets.vgg19 import CONTENT_LAYER, LAYER_NAMES, VGG19Features
 from texbench.params import Params, param
-from texbench.synthesizers.features import CONTENT_LAYER, LAYER_NAMES, VGG19Features
 
 __all__ = ["VGGContentDistance", "VGGContentDistanceParams", "vgg_content_distance"]
 
@@ -39,19 +41,12 @@ def vgg_content_distance(
     References:
         Gatys, Ecker & Bethge, CVPR 2016 (eq. 1, as a mean rather than half a sum).
     """
-    for name, t in (("x", x), ("y", y)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.ndim != 4 or t.shape[1] != 3:
-            raise ValueError(f"{name} must have shape (N, 3, H, W), got {tuple(t.shape)}")
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    x, y = check_pair(x, y)
     out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
-    with torch.no_grad():
-        for i in range(x.shape[0]):
-            fx = extractor(x[i : i + 1].float())[layer].double()
-            fy = extractor(y[i : i + 1].float())[layer].double()
-            out[i] = (fx - fy).pow(2).mean()
+    for i in range(x.shape[0]):
+        fx = extractor(x[i : i + 1].float())[layer].double()
+        fy = extractor(y[i : i + 1].float())[layer].double()
+        out[i] = (fx - fy).pow(2).mean()
     return out
 
 

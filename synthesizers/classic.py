@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.ops.filters import gaussian_window
 from texbench.params import Params, param
 
 __all__ = ["Bicubic", "GaussianFilter", "NLMeans", "RandomPhaseNoise", "ReinhardColorTransfer",
@@ -161,8 +162,6 @@ class GaussianFilter(Synthesizer):
     presets = {"tiny": {}}
 
     def run(self, task_input, *, seed, device):
-        from texbench.metrics.ssim import gaussian_window
-
         noisy = _require(task_input, "image", self.name).to(device).float()
         sigma = self.params.sigma_px
         if sigma is None:

@@ -54,6 +54,7 @@ import torch.nn.functional as F
 
 from texbench import tasks as _tasks
 from texbench.base import Synthesizer
+from texbench.ops.distortion import psnr
 from texbench.params import Params, param
 
 __all__ = ["DIP", "DIPParams", "SkipNet", "TASK_DEFAULTS", "forward_operator"]
@@ -227,11 +228,6 @@ def forward_operator(task_input: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     raise ValueError(f"dip does not support task {task_input.task!r}")
 
 
-def _psnr(x: torch.Tensor, y: torch.Tensor) -> float:
-    mse = torch.mean((x.detach().double() - y.detach().double()) ** 2).item()
-    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
-
-
 # ---------------------------------------------------------------------------------------------- the method
 class DIP(Synthesizer):
     """Deep Image Prior for denoising, ×4 super-resolution and inpainting.
@@ -353,9 +349,9 @@ class DIP(Synthesizer):
                     o = out.detach()
                     out_avg = o if out_avg is None else out_avg * ema_decay + o * (1.0 - ema_decay)
             if reference is not None:
-                psnrs.append(_psnr(out, ref))
+                psnrs.append(float(psnr(out.detach(), ref)))
                 if out_avg is not None:
-                    psnrs_ema.append(_psnr(out_avg, ref))
+                    psnrs_ema.append(float(psnr(out_avg, ref)))
         seconds = time.perf_counter() - t0
 
         if ema_decay > 0 and out_avg is not None:

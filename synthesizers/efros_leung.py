@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from texbench.base import Synthesizer
+from texbench.ops.patches import check_exemplar, extract_patches, single_threaded
 from texbench.params import Params, param
-from texbench.synthesizers.patches import check_exemplar, extract_patches, single_threaded
 
 __all__ = ["EfrosLeung", "EfrosLeungParams", "grow_texture"]
 

@@ -4,7 +4,7 @@ The image itself is optimised (L-BFGS by default, as in the papers; Adam selecta
 matrices on ``relu1_1, relu2_1, relu3_1, relu4_1, relu5_1`` match those of the exemplar / style image,
 plus, for style transfer, its ``relu4_2`` features match those of the content image.
 
-Loss (see :mod:`texbench.synthesizers.features` for the normalisation):
+Loss (see :mod:`texbench.ops.gram` for the normalisation):
 
 * style: ``L_s = Σ_i w_i² ‖G_i(u) − G_i(s)‖²_F``, ``G = FᵀF / N_positions``, ``w_i = 1/C_i``;
 * content: ``L_c = mean((F(u) − F(c))²)`` over the C·H·W entries of ``relu4_2``;
@@ -50,17 +50,11 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.nets.vgg19 import CONTENT_LAYER, LAYER_NAMES, STYLE_LAYERS, VGG19Features
+from texbench.ops.color import rgb_to_yiq, yiq_to_rgb
+from texbench.ops.gram import GramNorm, LayerWeights, gram_matrix, style_loss
+from texbench.ops.resize import resize
 from texbench.params import Params, param
-from texbench.synthesizers.features import (
-    CONTENT_LAYER,
-    LAYER_NAMES,
-    STYLE_LAYERS,
-    GramNorm,
-    LayerWeights,
-    VGG19Features,
-    gram_matrix,
-    style_loss,
-)
 
 Optimizer = Literal["lbfgs-b", "lbfgs", "adam"]
 
@@ -252,28 +246,8 @@ def optimise_image(
     return x, info
 
 
-def _resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Antialiased bicubic resize of ``(N, 3, H, W)``, clipped to [0, 1]."""
-    if tuple(img.shape[-2:]) == tuple(size):
-        return img
-    return F.interpolate(img, size=size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
-
-
 def _scaled(size: tuple[int, int], level: int) -> tuple[int, int]:
     return (max(1, round(size[0] / 2**level)), max(1, round(size[1] / 2**level)))
-
-
-_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-
-
-def rgb_to_yiq(x: torch.Tensor) -> torch.Tensor:
-    """``(N, 3, H, W)`` RGB → YIQ (NTSC)."""
-    return torch.einsum("ij,njhw->nihw", _YIQ.to(x), x)
-
-
-def yiq_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """``(N, 3, H, W)`` YIQ → RGB (exact inverse of :func:`rgb_to_yiq`)."""
-    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_YIQ.double()).to(x), x)
 
 
 def _luminance_pair(content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -374,8 +348,8 @@ class Gatys(_VGGOptimiser):
         for level in range(p.scales - 1, -1, -1):
             lsize = _scaled(size, level)
             budget = p.max_evals // p.scales + (p.max_evals % p.scales if level == 0 else 0)
-            s_img = _resize(style, _scaled(tuple(style.shape[-2:]), level)) if level else style
-            c_img = _resize(content, lsize) if content is not None else None
+            s_img = resize(style, _scaled(tuple(style.shape[-2:]), level)) if level else style
+            c_img = resize(content, lsize) if content is not None else None
             with torch.no_grad():
                 feats = net(s_img)
                 targets = [gram_matrix(feats[n], normalize=p.gram_norm) for n in p.style_layers]
@@ -489,8 +463,8 @@ class VGGInversion(_VGGOptimiser):
         if task_input.task != "style" or task_input.content is None or task_input.style is None:
             raise ValueError("vgg-inversion runs on the style task (needs content and style)")
         size = tuple(task_input.size)
-        content = _resize(task_input.content[None].float().to(device), size)
-        target_img = _resize(task_input.style[None].float().to(device), size)
+        content = resize(task_input.content[None].float().to(device), size)
+        target_img = resize(task_input.style[None].float().to(device), size)
         net = self._net((p.layer,), device, seed)
         with torch.no_grad():
             target = net(target_img)[p.layer]

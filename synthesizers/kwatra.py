@@ -5,7 +5,7 @@ step ``w/4`` and their nearest exemplar neighbourhoods ``z_p``, with ``r = 0.8``
 minimisation alternates
 
 * **M-step**: exact nearest-neighbour search of every ``z_p`` (squared L2 over all exemplar patches at
-  every offset, one matrix product per band of candidates: :func:`~texbench.synthesizers.patches.nearest_patches`);
+  every offset, one matrix product per band of candidates: :func:`~texbench.ops.patches.nearest_patches`);
 * **E-step**: one iteratively-reweighted-least-squares step: each pixel becomes the average of the
   values the overlapping ``z_p`` give it, weighted by ``ω_p = ‖x_p - z_p‖^(r-2)``;
 
@@ -26,14 +26,15 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
-from texbench.params import Params, param
-from texbench.synthesizers.patches import (
+from texbench.ops.patches import (
     PatchIndex,
     aggregate_patches,
     check_exemplar,
     gather_patches,
     grid_positions,
 )
+from texbench.ops.resize import downsample_bilinear
+from texbench.params import Params, param
 
 __all__ = ["KwatraParams", "TextureOptimization", "texture_optimization"]
 
@@ -59,14 +60,6 @@ class KwatraParams(Params):
     iterations: int = param(10, ge=1)
 
 
-def _downsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0].clamp(
-        0, 1
-    )
-
-
 def texture_optimization(
     exemplar: torch.Tensor, size: tuple[int, int], params: KwatraParams, *, generator: torch.Generator
 ) -> tuple[torch.Tensor, list[dict]]:
@@ -90,7 +83,8 @@ def texture_optimization(
     log: list[dict] = []
     for level in range(params.levels - 1, -1, -1):
         f = 2**level
-        ex_l = _downsample(ex, (max(2, round(ex.shape[1] / f)), max(2, round(ex.shape[2] / f))))
+        ex_hw = (max(2, round(ex.shape[1] / f)), max(2, round(ex.shape[2] / f)))
+        ex_l = downsample_bilinear(ex, ex_hw, clamp=True)
         out_hw = (max(2, round(h_out / f)), max(2, round(w_out / f)))
         limit = min(*ex_l.shape[-2:], *out_hw)
         sizes = [p for p in params.patch_sizes if p <= limit]

@@ -36,8 +36,9 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.ops.patches import aggregate_patches, check_exemplar, extract_patches
+from texbench.ops.resize import downsample_bilinear
 from texbench.params import Params, param
-from texbench.synthesizers.patches import aggregate_patches, check_exemplar, extract_patches
 
 __all__ = ["PatchOT", "PatchOTParams", "adsn", "learn_dual_potentials", "ot_assign", "patch_ot_synthesis"]
 
@@ -154,12 +155,6 @@ def learn_dual_potentials(
     return v_avg, {"step": c, "cost_scale": cost_scale}
 
 
-def _downsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
-
-
 def patch_ot_synthesis(
     exemplar: torch.Tensor, size: tuple[int, int], params: PatchOTParams, *, generator: torch.Generator
 ) -> tuple[torch.Tensor, list[dict]]:
@@ -182,7 +177,8 @@ def patch_ot_synthesis(
     log: list[dict] = []
     for s in range(params.scales - 1, -1, -1):
         f = 2**s
-        ex_s = _downsample(ex, (max(p, round(ex.shape[1] / f)), max(p, round(ex.shape[2] / f))))
+        ex_hw = (max(p, round(ex.shape[1] / f)), max(p, round(ex.shape[2] / f)))
+        ex_s = downsample_bilinear(ex, ex_hw, clamp=False)
         hw = (max(p, round(h_out / f)), max(p, round(w_out / f)))
         if x is None:
             x = adsn(ex_s, hw, generator=generator)

@@ -8,7 +8,7 @@ cut*, a shortest path through the overlap's squared-difference surface found by 
 The overlap errors of all candidate blocks are computed at once: the SSD between a template strip and
 every window of the exemplar is ``Σ E² - 2 Σ E·T + Σ T²``, the cross term one convolution and the
 ``Σ E²`` term a float64 integral image (:class:`OverlapError`). :class:`NaiveOverlapError` is the Python loop over candidate
-windows kept as the speed reference of ``python -m texbench.perf patch``.
+windows kept as the speed reference of ``python -m benchmarks patch``.
 
 References:
     A. A. Efros and W. T. Freeman, "Image quilting for texture synthesis and transfer", SIGGRAPH 2001.
@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.ops.color import luminance
+from texbench.ops.patches import check_exemplar
 from texbench.params import Params, param
-from texbench.synthesizers.patches import check_exemplar
 
 __all__ = [
     "ImageQuilting",
@@ -322,11 +323,6 @@ class QuiltingTransferParams(Params):
     iterations: int = param(3, ge=1)
 
 
-def _luminance(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)
-    return (x * w[:, None, None]).sum(0, keepdim=True)
-
-
 def quilt_transfer(
     style: torch.Tensor, content: torch.Tensor, params: QuiltingTransferParams, *, generator: torch.Generator
 ) -> torch.Tensor:
@@ -344,7 +340,7 @@ def quilt_transfer(
     src = check_exemplar(style, "style", min_size=3)
     tgt = check_exemplar(content, "content", min_size=1)
     h_out, w_out = tgt.shape[-2:]
-    ls, lt = _luminance(src), _luminance(tgt)
+    ls, lt = luminance(src), luminance(tgt)
     ls = (ls - ls.mean()) / ls.std().clamp_min(1e-6) * lt.std() + lt.mean()
     src_error, lum_error = OverlapError(src), OverlapError(ls)
     previous: torch.Tensor | None = None

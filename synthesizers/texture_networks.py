@@ -32,7 +32,7 @@ parameters"); the code's ``pyramid.lua`` uses 6 scales (widths up to 48, 117 K p
 Training: Adam with learning rate 0.1, batches of 16 noise samples at 256×256 (the code's defaults),
 2000 iterations (the code's default is 1000 and its README trains 1500), the learning rate multiplied by
 0.7 every 200 iterations from iteration 1000 on (the code's schedule). The loss per sample is
-:func:`~texbench.synthesizers.features.style_loss` against the exemplar's Gram matrices (the exemplar at
+:func:`~texbench.ops.gram.style_loss` against the exemplar's Gram matrices (the exemplar at
 its own size, layers ``relu1_1 … relu5_1``), averaged over the batch.
 
 Departures, written down:
@@ -73,19 +73,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.nets.vgg19 import LAYER_NAMES, STYLE_LAYERS, VGG19Features
+from texbench.ops.gram import GramNorm, LayerWeights, gram_matrix, style_loss
 from texbench.params import Params, param
-from texbench.synthesizers.features import (
-    LAYER_NAMES,
-    STYLE_LAYERS,
-    GramNorm,
-    LayerWeights,
-    VGG19Features,
-    gram_matrix,
-    style_loss,
-)
-from texbench.trained import subsample_curve
+from texbench.trained import calibrate_batch_norm, subsample_curve
 
 __all__ = [
+    "CURVE_POINTS",
     "MultiScaleGenerator",
     "TextureNetworks",
     "TextureNetworksParams",
@@ -98,7 +92,7 @@ __all__ = [
 ]
 
 Padding = Literal["circular", "zeros", "reflect"]
-_CURVE_POINTS = 101  # loss-curve points kept in a job's record
+CURVE_POINTS = 101  # loss-curve points kept in a job's record (both Texture Networks methods)
 _MEAN_RGB_255 = (123.68, 116.779, 103.939)  # Caffe's ImageNet mean pixel, RGB order
 
 
@@ -294,7 +288,7 @@ def texture_loss(
         net: the VGG-19 returning ``layers``.
 
     Returns:
-        ``(N,)``: :func:`~texbench.synthesizers.features.style_loss` per image.
+        ``(N,)``: :func:`~texbench.ops.gram.style_loss` per image.
 
     References:
         Gatys, Ecker & Bethge, NeurIPS 2015; Ulyanov et al., ICML 2016, eq. (3).
@@ -366,27 +360,11 @@ def train_texture_network(
                 for group in opt.param_groups:
                     group["lr"] *= p.lr_decay
         with torch.no_grad():
-            _calibrate_batch_norm(gen, draw, p.calibration_batches)
+            calibrate_batch_norm(gen, draw, p.calibration_batches)
             gen.eval()
             loss_end = float(loss_of(gen(held_out).clamp(0, 1)).mean())
     info = {"loss_curve": curve, "loss_start": loss_start, "loss_end": loss_end, "iterations": p.iterations}
     return gen, info
-
-
-def _calibrate_batch_norm(gen: nn.Module, draw: Any, batches: int) -> None:
-    """Replace the running batch-norm statistics by their exact average over ``batches`` fresh batches."""
-    if batches == 0:
-        return
-    norms = [m for m in gen.modules() if isinstance(m, nn.BatchNorm2d)]
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average: the plain mean over the calibration batches
-    gen.train()
-    for _ in range(batches):
-        gen(draw())
-    for m, mom in zip(norms, saved, strict=True):
-        m.momentum = mom
 
 
 # ---------------------------------------------------------------------------------------------- the method
@@ -495,7 +473,7 @@ class TextureNetworks(Synthesizer):
         self._generators[(fields["exemplar"], str(device))] = (gen, trained)
         self._provenance = {"vgg19": net.provenance, "generator": trained.provenance()}
         info = trained.record["info"]
-        its, curve = subsample_curve(info["loss_curve"], _CURVE_POINTS)
+        its, curve = subsample_curve(info["loss_curve"], CURVE_POINTS)
         self.record_training(trained)  # train_key, train_seconds, train_cached: the leaderboard's "train s"
         self.record(
             train_loss_start=info["loss_start"],

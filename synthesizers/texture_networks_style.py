@@ -33,7 +33,7 @@ Loss, per training image (then averaged over the batch):
 
 * style: per layer ``relu1_1 … relu5_1`` the mean squared difference of the Gram matrices normalised by
   C·H·W (the code's ``TextureLoss``: ``MSECriterion`` on ``G / nElement``), i.e.
-  :func:`~texbench.synthesizers.features.style_loss` with ``gram_norm="all"`` and ``1/C`` layer weights,
+  :func:`~texbench.ops.gram.style_loss` with ``gram_norm="all"`` and ``1/C`` layer weights,
   summed over layers, times ``style_weight`` = 1e3 (the code's default);
 * content: the mean squared difference of ``relu4_2`` against the training crop's own ``relu4_2`` (the
   code's ``ContentLoss``, texbench's Gatys content loss), times ``content_weight`` = 0.6 (the code's);
@@ -91,27 +91,18 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
+from texbench.nets.vgg19 import CONTENT_LAYER, LAYER_NAMES, STYLE_LAYERS, VGG19Features
+from texbench.ops.gram import GramNorm, LayerWeights, gram_matrix, style_loss
 from texbench.params import Params, param
-from texbench.synthesizers.features import (
-    CONTENT_LAYER,
-    LAYER_NAMES,
-    STYLE_LAYERS,
-    GramNorm,
-    LayerWeights,
-    VGG19Features,
-    gram_matrix,
-    style_loss,
-)
 from texbench.synthesizers.texture_networks import (
-    _CURVE_POINTS,
+    CURVE_POINTS,
     MultiScaleGenerator,
     Padding,
-    _calibrate_batch_norm,
     check_generator_params,
     noise_pyramid,
     scale_sizes,
 )
-from texbench.trained import subsample_curve
+from texbench.trained import calibrate_batch_norm, subsample_curve
 
 __all__ = [
     "StylizationGenerator",
@@ -356,7 +347,7 @@ def train_stylization_network(
                 for group in opt.param_groups:
                     group["lr"] *= p.lr_decay
         with torch.no_grad():
-            _calibrate_batch_norm(gen, draw, p.calibration_batches)
+            calibrate_batch_norm(gen, draw, p.calibration_batches)
     gen.eval()
     return gen, {"loss_curve": curve, "content_curve": content_curve, "iterations": p.iterations}
 
@@ -422,8 +413,8 @@ class TextureNetworksStyle(Synthesizer):
         return self._nets[key]
 
     def training_images(self) -> Any:
-        """The :class:`~texbench.synthesizers.johnson.TrainingImages` of ``train_images`` (loaded once)."""
-        from texbench.synthesizers.johnson import TrainingImages
+        """The :class:`~texbench.synthesizers.johnson_networks.TrainingImages` of ``train_images`` (loaded once)."""
+        from texbench.synthesizers.johnson_networks import TrainingImages
 
         if self._images is None:
             p: TextureNetworksStyleParams = self.params
@@ -487,7 +478,7 @@ class TextureNetworksStyle(Synthesizer):
             self._generators[key] = (gen, trained)
             self._provenance = {"vgg19": net.provenance, "generator": trained.provenance()}
         info = trained.record["info"]
-        its, curve = subsample_curve(info["loss_curve"], _CURVE_POINTS)
+        its, curve = subsample_curve(info["loss_curve"], CURVE_POINTS)
         self.record_training(trained)
         self.record(
             train_final_loss=info["loss_curve"][-1] if info["loss_curve"] else None,

@@ -103,3 +103,26 @@ def test_metric_contract(name):
         assert better.all(), "an image compared with itself scores at least as well as with another"
     with pytest.raises((ValueError, TypeError)):
         m(x[:, :1], y[:, :1])
+
+
+def _differentiable_metrics():
+    return [n for n in _metric_cases() if registry.metrics.get(n).is_differentiable]
+
+
+def test_differentiable_metrics_are_found():
+    # the flag is declared by these today: the check below must not pass vacuously
+    assert {"psnr", "ssim", "lpips", "gram-distance", "vgg-content-distance"} <= set(_differentiable_metrics())
+
+
+@pytest.mark.parametrize("name", _differentiable_metrics())
+def test_declared_differentiable_metric_passes_gradients(name):
+    """``is_differentiable`` tells the truth: a backward pass from the value reaches the input."""
+    cls = registry.metrics.get(name)
+    m = cls()
+    x = torch.stack([_smooth(64, 64, s) for s in range(2)]).requires_grad_(True)
+    y = torch.stack([_smooth(64, 64, s + 10) for s in range(2)])
+    v = m(x, y)
+    assert v.requires_grad, f"{name} declares is_differentiable, but its value carries no gradient"
+    v.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert x.grad.abs().sum() > 0, f"{name}: the gradient with respect to the input is zero"

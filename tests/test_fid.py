@@ -116,7 +116,7 @@ def random_weights(texbench_home, monkeypatch):
     These tests check plumbing, not numerics (parity tests live in test_fid_inception.py), so the
     network input is 96x96 instead of 299x299 to keep them fast.
     """
-    from texbench.metrics import feature_extractor_inceptionv3 as fe
+    from texbench.nets import inception as fe
 
     monkeypatch.setenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", "1")
     monkeypatch.setattr(fe, "INPUT_SIZE", 96)
@@ -182,8 +182,8 @@ def test_missing_weights_give_the_clear_message_and_exit_code_2(texbench_home, t
 
 
 def test_feature_cache_serves_repeated_images_without_the_network(random_weights, monkeypatch):
-    from texbench.metrics import feature_extractor_inceptionv3 as fe
     from texbench.metrics.inception_features import extract_features
+    from texbench.nets import inception as fe
 
     imgs = _images(3, 40, 4)
     first, _ = extract_features(imgs, dims=(64, 2048))
@@ -216,8 +216,8 @@ def test_feature_cache_disk_store_is_atomic_and_keyed(tmp_path):
 
 
 def test_kid_and_fid_share_one_inception_pass(random_weights, monkeypatch):
-    from texbench.metrics import feature_extractor_inceptionv3 as fe
     from texbench.metrics.kid import KID
+    from texbench.nets import inception as fe
 
     calls = []
     forward = fe.FIDInceptionV3.forward

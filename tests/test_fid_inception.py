@@ -18,7 +18,7 @@ import pytest
 import torch
 from conftest import require_weights
 
-from texbench.metrics.feature_extractor_inceptionv3 import (
+from texbench.nets.inception import (
     FID_INCEPTION,
     FIDInceptionV3,
     preprocess,

@@ -13,15 +13,11 @@ import torch
 import torch.nn as nn
 from conftest import require_weights
 
-from texbench.synthesizers import features as vf
-from texbench.synthesizers.features import (
-    STYLE_LAYERS,
-    VGG19_NORMALISED,
-    VGG19Features,
-    gram_matrix,
-    style_loss,
-)
-from texbench.synthesizers.gatys import Gatys, VGGInversion, rgb_to_yiq
+from texbench.nets import vgg19 as vf
+from texbench.nets.vgg19 import STYLE_LAYERS, VGG19_NORMALISED, VGG19Features
+from texbench.ops.color import rgb_to_yiq
+from texbench.ops.gram import gram_matrix, style_loss
+from texbench.synthesizers.gatys import Gatys, VGGInversion
 from texbench.tasks import TaskInput
 from texbench.weights import WeightsNotFoundError
 

@@ -12,6 +12,7 @@ import torch
 from conftest import require_weights
 from torch import nn
 
+from texbench.ops.gram import gram_matrix
 from texbench.synthesizers import johnson as J
 from texbench.tasks import get_task
 
@@ -94,7 +95,7 @@ def test_sr_net_upsamples_by_four():
 
 def test_gram_and_losses_closed_forms():
     f = torch.randn(2, 4, 5, 6)
-    g = J.gram_matrix(f)
+    g = gram_matrix(f, normalize=J.GRAM_NORM)
     torch.testing.assert_close(g[1], f[1].reshape(4, -1) @ f[1].reshape(4, -1).T / (4 * 30))
     targets = {"relu1_2": g[:1]}
     assert J.style_loss({"relu1_2": f[:1]}, targets).item() == pytest.approx(0.0, abs=1e-10)
@@ -167,6 +168,19 @@ def test_sr_one_training_serves_every_image(random_vgg):
     assert y1.shape == (3, 64, 48) and y2.shape == (3, 32, 40)
 
 
+def test_loss_network_is_cached_per_device_and_never_moved(random_vgg):
+    """A shared loss network handed out for one device stays there when another device asks for one."""
+    J._shared_vgg.cache_clear()
+    try:
+        cpu = J.loss_network(("relu1_2",), CPU)
+        meta = J.loss_network(("relu1_2",), torch.device("meta"))
+        assert meta is not cpu and next(meta.parameters()).device.type == "meta"
+        assert next(cpu.parameters()).device == CPU and cpu.mean.device == CPU, "the CPU network was moved"
+        assert J.loss_network(("relu1_2",), "cpu") is cpu
+    finally:
+        J._shared_vgg.cache_clear()
+
+
 # ----------------------------------------------------------------------------------- training works
 def _held_out_objective_drop(overrides: dict) -> tuple[float, float]:
     m = J.JohnsonStyle.from_config("tiny", overrides)
@@ -198,7 +212,7 @@ def test_style_training_lowers_the_held_out_objective_random_vgg(random_vgg, mon
 
 
 def test_style_training_lowers_the_held_out_objective_real_vgg():
-    from texbench.metrics import lpips_weights as lw
+    from texbench.nets import backbones as lw
     from texbench.weights import find_cached
 
     if all(find_cached(spec) is None for spec in lw.BACKBONE_SPECS["vgg"]):

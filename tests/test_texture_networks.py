@@ -10,7 +10,8 @@ import pytest
 import torch
 from conftest import require_weights
 
-from texbench.synthesizers.features import VGG19_NORMALISED, gram_matrix
+from texbench.nets.vgg19 import VGG19_NORMALISED
+from texbench.ops.gram import gram_matrix
 from texbench.synthesizers.texture_networks import (
     MultiScaleGenerator,
     TextureNetworks,

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from texbench import registry
-from texbench.synthesizers.texture_networks import _calibrate_batch_norm
 from texbench.synthesizers.texture_networks_style import (
     StylizationGenerator,
     TextureNetworksStyle,
@@ -22,7 +21,7 @@ from texbench.synthesizers.texture_networks_style import (
     stylization_objective,
 )
 from texbench.tasks import get_task
-from texbench.trained import trained_dir
+from texbench.trained import calibrate_batch_norm, trained_dir
 
 CPU = torch.device("cpu")
 TINY = dict(TextureNetworksStyle.presets["tiny"])
@@ -157,7 +156,7 @@ def test_training_lowers_the_objective_on_held_out_content(monkeypatch, texbench
         return stylization_inputs(x, p.scales, p.noise_channels, generator=rng)
 
     with torch.no_grad():
-        _calibrate_batch_norm(untrained, draw, p.calibration_batches)
+        calibrate_batch_norm(untrained, draw, p.calibration_batches)
     untrained.eval()
 
     # held-out content: crops of images the training never saw

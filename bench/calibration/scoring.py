@@ -132,7 +132,7 @@ def evaluate_lpips(net: str, weights: str | None, data: str | os.PathLike, split
     """:func:`evaluate` of LPIPS with backbone ``net`` and a calibrated checkpoint ``weights`` (``None``:
     the official v0.1 linear layers)."""
     # The LPIPS network lives with the metric plugins: imported here, when used (the top floor's rule).
-    from texbench.metrics.lpips import LPIPSNet, load_calibrated
+    from texbench.nets.lpips import LPIPSNet, load_calibrated
 
     model = load_calibrated(weights, net)[0] if weights else LPIPSNet(net)
     model = model.to(device).eval()

@@ -87,7 +87,7 @@ class TrainConfig(Params):
 
 def build_model(config: TrainConfig) -> Any:
     """The ``LPIPSNet`` at the start of training (backbone per variant, linear layers per init)."""
-    from texbench.metrics.lpips import LPIPSNet
+    from texbench.nets.lpips import LPIPSNet
 
     model = LPIPSNet(
         config.net, pretrained_backbone=config.variant != "scratch", lin="uniform", seed=config.seed,

@@ -53,7 +53,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from texbench.imageio import save_png
-    from texbench.synthesizers.features import VGG19_NORMALISED
+    from texbench.nets.vgg19 import VGG19_NORMALISED
     from texbench.synthesizers.gatys import Gatys
     from texbench.tasks import TaskInput, center_crop_resize
     from texbench.weights import resolve

@@ -26,7 +26,7 @@ def main() -> None:
 
     from texbench.datasets.builtin import BuiltinTextures
     from texbench.imageio import save_png
-    from texbench.synthesizers.features import VGG19_NORMALISED
+    from texbench.nets.vgg19 import VGG19_NORMALISED
     from texbench.synthesizers.texture_networks import TextureNetworks
     from texbench.tasks import TaskInput, center_crop_resize
     from texbench.weights import resolve

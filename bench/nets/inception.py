@@ -45,6 +45,11 @@ a mixed block are run as one convolution, and in the blocks with average pooling
 the pooling (both are linear, so they commute; pooling then works on 32-192 channels instead of
 192-1280). Results agree with the literal graph (pytorch-fid) to ~1e-6; the tests check 1e-4.
 
+Weights are loaded through :func:`texbench.nets.pretrained.load_pretrained` (resolution, the recorded
+random-init fallback, provenance). The module is longer than the house's ~500 lines on purpose: the
+convolution table, the folded inference path and the mapping of the weights file are one network's
+definition, checked against each other (:func:`conv_specs` orders all three), and read together.
+
 References:
     Heusel et al., "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium",
     NeurIPS 2017 (FID). Szegedy et al., "Rethinking the Inception Architecture for Computer Vision",
@@ -62,16 +67,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from texbench.weights import (
-    PyPISource,
-    WeightsError,
-    WeightsNotFoundError,
-    WeightSpec,
-    random_init_allowed,
-    register_spec,
-    resolve,
-    warn_random_init,
-)
+from texbench.nets.pretrained import load_pretrained
+from texbench.weights import PyPISource, WeightsError, WeightSpec, register_spec
 
 __all__ = [
     "BLOCK_DIMS",
@@ -545,7 +542,8 @@ def load_fid_inception(
         device: where the network lives.
         path: an explicit copy of the weights file (sha256-checked).
         random_init: ``True`` forces seeded random weights; ``None`` falls back to them only when the
-            file is missing and :func:`texbench.weights.random_init_allowed` (loudly, recorded).
+            file is missing and :func:`texbench.weights.random_init_allowed` (loudly, recorded);
+            ``False`` never falls back.
 
     Returns:
         ``(network, provenance)``, provenance ``"fid-inception@sha256:…"`` or ``"random-init:seed=0"``.
@@ -554,25 +552,23 @@ def load_fid_inception(
         WeightsNotFoundError: the file is not available offline and random weights are not allowed.
     """
     device = torch.device(device)
-    file = None
-    if not random_init:
-        try:
-            file = resolve(FID_INCEPTION, path=path)
-        except WeightsNotFoundError:
-            if random_init is False or not random_init_allowed():
-                raise
-    key = (str(device), None if file is None else str(file))
-    if key in _MODELS:  # the random-init warning was printed when the network was first built
-        return _MODELS[key]
-    net = FIDInceptionV3()
-    if file is not None:
-        sd, prov = state_dict_from_torchscript(file), FID_INCEPTION.provenance
-    elif random_init:
-        sd, prov = random_state_dict(RANDOM_INIT_SEED), f"random-init:seed={RANDOM_INIT_SEED}"
-    else:
-        prov = warn_random_init(FID_INCEPTION, RANDOM_INIT_SEED)
-        sd = random_state_dict(RANDOM_INIT_SEED)
-    net.load_state_dict(sd, strict=True)
-    net.to(device)
-    _MODELS[key] = (net, prov)
-    return net, prov
+    # load_pretrained decides which weights serve (and announces a fallback); the network itself is
+    # built once per (device, file) and reused by every FID, KID and SiFID call
+    chosen: list[str | None] = []
+    prov = load_pretrained(
+        FID_INCEPTION,
+        load=lambda file, spec: chosen.append(str(file)),
+        random_init=lambda seed: chosen.append(None),
+        seed=RANDOM_INIT_SEED,
+        path=path,
+        random=random_init,
+    )
+    key = (str(device), chosen[0])
+    if key not in _MODELS:
+        net = FIDInceptionV3()
+        file = chosen[0]
+        sd = state_dict_from_torchscript(file) if file is not None else random_state_dict(RANDOM_INIT_SEED)
+        net.load_state_dict(sd, strict=True)
+        net.to(device)
+        _MODELS[key] = (net, prov)
+    return _MODELS[key]

@@ -1,6 +1,7 @@
-"""VGG-19 feature extractor shared by the VGG-based methods and metrics, and the Gram-matrix statistics.
+"""VGG-19 feature extractor shared by the VGG-based methods and metrics.
 
-Two weight sets, both resolved through :mod:`texbench.weights` and recorded as provenance:
+Two weight sets, both loaded through :func:`texbench.nets.pretrained.load_pretrained` and recorded as
+provenance:
 
 * ``normalised`` (default; what Gatys et al. used): the Caffe VGG-19 of Simonyan & Zisserman with the
   activation normalisation of Gatys et al. (every filter rescaled to mean activation 1 over ImageNet),
@@ -14,13 +15,7 @@ The network is cut after the deepest layer any caller asks for; pooling (average
 replaced max pooling; or max, as trained) and padding (zeros, as Caffe; or reflection, as the AdaIN
 layout of the file) are parameters. Layer names are ``relu1_1 … relu5_4`` and ``pool1 … pool5``.
 
-Gram matrices (:func:`gram_matrix`) are normalised by the number of spatial positions N:
-``G = Fᵀ F / N`` for features F of shape (N positions, C channels), and the style loss
-(:func:`style_loss`) is ``Σ_i w_i² ‖G_i(u) − G_i(s)‖²_F`` with ``w_i = 1 / C_i``: the mean squared
-difference of the Gram entries per layer. This equals Gatys et al.'s
-``E_l = 1/(4 N_l² M_l²) Σ (G_l − A_l)²`` (unnormalised Grams, N_l channels, M_l positions) times 4.
-Alternatives: ``gram_norm="all"`` divides by C·N (the PyTorch tutorial's convention), ``"none"`` keeps the
-raw sums; ``layer_weights="uniform"`` sets ``w_i = 1``.
+The Gram statistics computed on these features live in :mod:`texbench.ops.gram`.
 
 References:
     Simonyan & Zisserman, "Very deep convolutional networks for large-scale image recognition",
@@ -39,16 +34,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from texbench.weights import (
-    PyPISource,
-    UrlSource,
-    WeightsNotFoundError,
-    WeightSpec,
-    random_init_allowed,
-    register_spec,
-    resolve,
-    warn_random_init,
-)
+from texbench.nets.backbones import IMAGENET_MEAN, IMAGENET_STD
+from texbench.nets.pretrained import load_pretrained
+from texbench.weights import PyPISource, UrlSource, WeightSpec, register_spec
 
 __all__ = [
     "CONTENT_LAYER",
@@ -58,15 +46,9 @@ __all__ = [
     "VGG19_IMAGENET",
     "VGG19_NORMALISED",
     "WEIGHTS",
-    "GramNorm",
-    "LayerWeights",
-    "gram_matrix",
-    "layer_weight",
-    "style_loss",
+    "layer_channels",
 ]
 
-GramNorm = Literal["positions", "all", "none"]
-LayerWeights = Literal["inverse-channels", "uniform"]
 WeightsName = Literal["normalised", "imagenet"]
 Pooling = Literal["avg", "max"]
 Padding = Literal["zeros", "reflect"]
@@ -108,8 +90,6 @@ _BLOCKS = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))
 # state_dict indices of the 16 3×3 convolutions in each file
 _NORMALISED_IDX = (2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38, 42, 45, 48, 51)
 _TORCHVISION_IDX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
@@ -207,19 +187,15 @@ class VGG19Features(nn.Module):
             self.preprocess = nn.utils.skip_init(nn.Conv2d, 3, 3, 1)
         else:
             self.preprocess = None
-            self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
-            self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
-        spec = WEIGHTS[weights]
-        try:
-            path = resolve(spec, path=weights_path)
-        except WeightsNotFoundError:
-            if not random_init_allowed():
-                raise
-            self.provenance = warn_random_init(spec, random_seed)
-            self._random_init(random_seed)
-        else:
-            self.provenance = spec.provenance
-            self._load(_load_state(str(path)))
+            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.provenance = load_pretrained(
+            WEIGHTS[weights],
+            load=lambda path, spec: self._load(_load_state(str(path))),
+            random_init=self._random_init,
+            seed=random_seed,
+            path=weights_path,
+        )
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
@@ -291,77 +267,3 @@ class VGG19Features(nn.Module):
 def layer_channels(name: str) -> int:
     """Number of channels of a VGG-19 layer."""
     return _CHANNELS[name]
-
-
-def gram_matrix(features: torch.Tensor, *, normalize: GramNorm = "positions") -> torch.Tensor:
-    """Gram matrix of feature maps.
-
-    Args:
-        features: ``(N, C, H, W)``.
-        normalize: ``"positions"`` divides by H·W (Gatys et al. with the 1/M² folded in; the default),
-            ``"all"`` by C·H·W (PyTorch tutorial), ``"none"`` keeps the raw sums.
-
-    Returns:
-        ``(N, C, C)``, ``G = Fᵀ F / H·W`` with F the ``(H·W, C)`` matrix of each image.
-
-    References:
-        Gatys, Ecker & Bethge, "Texture synthesis using convolutional neural networks", NeurIPS 2015.
-
-    >>> gram_matrix(torch.full((1, 2, 3, 3), 2.0))
-    tensor([[[4., 4.],
-             [4., 4.]]])
-    """
-    if features.ndim != 4:
-        raise ValueError(f"features must have shape (N, C, H, W), got {tuple(features.shape)}")
-    n, c, h, w = features.shape
-    if c > 1 and features.is_contiguous(memory_format=torch.channels_last):
-        f = features.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view in NHWC layout: no copy
-        g = torch.bmm(f.transpose(1, 2), f)
-    else:
-        f = features.reshape(n, c, h * w)
-        g = torch.bmm(f, f.transpose(1, 2))
-    if normalize == "positions":
-        return g / (h * w)
-    if normalize == "all":
-        return g / (c * h * w)
-    if normalize == "none":
-        return g
-    raise ValueError(f"normalize must be 'positions', 'all' or 'none', got {normalize!r}")
-
-
-def layer_weight(channels: int, scheme: LayerWeights = "inverse-channels") -> float:
-    """Per-layer weight ``w_i``: ``1/C_i`` (``"inverse-channels"``) or 1 (``"uniform"``)."""
-    if scheme == "inverse-channels":
-        return 1.0 / channels
-    if scheme == "uniform":
-        return 1.0
-    raise ValueError(f"layer_weights must be 'inverse-channels' or 'uniform', got {scheme!r}")
-
-
-def style_loss(
-    grams: Sequence[torch.Tensor],
-    targets: Sequence[torch.Tensor],
-    *,
-    layer_weights: LayerWeights = "inverse-channels",
-) -> torch.Tensor:
-    """``Σ_i w_i² ‖G_i − T_i‖²_F`` per image.
-
-    Args:
-        grams: per layer ``(N, C_i, C_i)``.
-        targets: per layer ``(N, C_i, C_i)`` or ``(1, C_i, C_i)``.
-        layer_weights: ``w_i = 1/C_i`` (default) or 1.
-
-    Returns:
-        ``(N,)``.
-
-    References:
-        Gatys, Ecker & Bethge, NeurIPS 2015 (eq. 4-5, up to the constant 1/4).
-    """
-    if len(grams) != len(targets):
-        raise ValueError(f"grams and targets must have the same length, got {len(grams)} and {len(targets)}")
-    total = None
-    for g, t in zip(grams, targets, strict=False):
-        wi = layer_weight(g.shape[-1], layer_weights)
-        term = (g - t).pow(2).sum(dim=(-2, -1)) * (wi * wi)
-        total = term if total is None else total + term
-    return total

@@ -1,11 +1,12 @@
-"""Shared base of the metrics computed on VGG-19 features (Gram distance, content distance)."""
+"""Shared base of the metrics computed on VGG-19 features (``gram-distance``, ``vgg-content-distance``):
+one lazily built, frozen :class:`texbench.nets.vgg19.VGG19Features` per metric, and its provenance."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from texbench.base import Metric
-from texbench.synthesizers.features import VGG19Features
+from texbench.nets.vgg19 import VGG19Features
 
 __all__ = ["VGGFeatureMetric"]
 
