@@ -55,6 +55,10 @@ method name and version, the parameters (``train_seed`` included), the exemplar'
 and the VGG-19 weights' provenance. The job seed only draws the sampling noise: jobs with seeds 0, 1, 2 on
 one exemplar share one trained generator.
 
+Size: a little over 500 lines because the generator, its training objective with the held-out
+measurement and the sampler at any size are one method and are read together; the pieces that the
+stylisation variant shares live in ``texbench.trained`` and ``texbench.ops``.
+
 References:
     Ulyanov, Lebedev, Vedaldi & Lempitsky, "Texture Networks: Feed-forward Synthesis of Textures and
     Stylized Images", ICML 2016 (arXiv:1603.03417); code: github.com/DmitryUlyanov/texture_nets.

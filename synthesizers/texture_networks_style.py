@@ -74,6 +74,9 @@ Caching: :func:`texbench.trained.load_or_train` keyed by method name and version
 the ``train_images`` path, the training images' hash, the style image's hash, the VGG-19's provenance
 and ``train_seed``. The job seed only draws the noise of the forward pass.
 
+Size: a little over 500 lines because the stylisation generator, its content-and-style objective and
+its training on separate photographs are one method and are read together.
+
 References:
     Ulyanov, Lebedev, Vedaldi & Lempitsky, "Texture Networks: Feed-forward Synthesis of Textures and
     Stylized Images", ICML 2016 (arXiv:1603.03417); code: github.com/DmitryUlyanov/texture_nets.

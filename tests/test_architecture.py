@@ -7,6 +7,9 @@
    the top floor by name; plugins reach the ground only; the top floor (CLI, runner, reports) imports a
    plugin module only lazily, inside the command that needs it (``texbench --help`` stays light).
 
+5. A module over 500 lines says why in a ``Size:`` paragraph of its docstring; functions of the ground and
+   the top floor stay under 80 lines.
+
 Each rule lists every break it finds, so a failure names the module and line to fix.
 """
 
@@ -196,4 +199,27 @@ def test_the_top_floor_imports_plugins_lazily():
         for target, _, line in _imports(mod, module_level=True):
             if _family(target) in PLUGIN_PACKAGES:
                 breaks.append(f"{mod.path.relative_to(ROOT)}:{line} imports {target} when it is imported")
+    _report(breaks)
+
+
+def test_long_modules_say_why():
+    breaks = []
+    for mod in MODULES.values():
+        lines = mod.path.read_text().count("\n")
+        doc = ast.get_docstring(mod.tree) or ""
+        if lines > 500 and not re.search(r"^Size:", doc, re.MULTILINE):
+            breaks.append(f"{mod.path.relative_to(ROOT)}: {lines} lines and no 'Size:' paragraph in its docstring")
+    _report(breaks)
+
+
+def test_functions_of_the_ground_and_the_top_stay_short():
+    breaks = []
+    for mod in MODULES.values():
+        if _family(mod.name) in PLUGIN_PACKAGES:
+            continue
+        for node in ast.walk(mod.tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > 80:
+                    breaks.append(f"{mod.path.relative_to(ROOT)}:{node.lineno} {node.name} is {length} lines")
     _report(breaks)

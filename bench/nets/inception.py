@@ -46,9 +46,11 @@ the pooling (both are linear, so they commute; pooling then works on 32-192 chan
 192-1280). Results agree with the literal graph (pytorch-fid) to ~1e-6; the tests check 1e-4.
 
 Weights are loaded through :func:`texbench.nets.pretrained.load_pretrained` (resolution, the recorded
-random-init fallback, provenance). The module is longer than the house's ~500 lines on purpose: the
-convolution table, the folded inference path and the mapping of the weights file are one network's
-definition, checked against each other (:func:`conv_specs` orders all three), and read together.
+random-init fallback, provenance).
+
+Size: longer than the house's ~500 lines on purpose: the convolution table, the folded inference path
+and the mapping of the weights file are one network's definition, checked against each other
+(:func:`conv_specs` orders all three), and read together.
 
 References:
     Heusel et al., "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium",
