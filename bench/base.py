@@ -31,6 +31,7 @@ class Synthesizer(abc.ABC):
         tasks: the tasks it supports (``texture``, ``style``, ``denoise``, ``sr4``).
         version: bump whenever outputs change for the same inputs; part of every job key.
         references: the paper(s).
+        registered: ``True``, or why the class is deliberately not registered.
     """
 
     name: ClassVar[str]
@@ -40,6 +41,10 @@ class Synthesizer(abc.ABC):
     references: ClassVar[str] = ""
     #: optional packages (import names) the method needs beyond texbench's dependencies
     requires: ClassVar[tuple[str, ...]] = ()
+    #: ``True``: registered through an entry point (``texbench.synthesizers``). A built-in class that is
+    #: deliberately left out of the registry says why here instead (a non-empty string), so the
+    #: registry-completeness test can tell it from a forgotten one.
+    registered: ClassVar[bool | str] = True
     Params: ClassVar[type] = NoParams
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
@@ -121,6 +126,9 @@ class Metric(abc.ABC):
     #: whether an image compared with itself gets the best score (False for copying measures, where a
     #: self-comparison is a total copy)
     identity_is_best: ClassVar[bool] = True
+    #: ``True``: registered through an entry point (``texbench.metrics``); else the reason it is not
+    #: (a non-empty string), as for :attr:`Synthesizer.registered`.
+    registered: ClassVar[bool | str] = True
     references: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}

@@ -30,6 +30,9 @@ Departures from the papers' code, written down:
   around the mean pixel, i.e. almost a flat grey image; both are white noise);
 * pooling of odd-sized maps floors (Caffe ceils); outputs of even size are unaffected.
 
+Length: a little over the house's ~500 lines: the two methods (Gatys, VGG inversion) share the optimiser
+and the multi-scale plumbing, and their parameter classes document every paper default in place.
+
 References:
     Gatys, Ecker & Bethge, "Texture synthesis using convolutional neural networks", NeurIPS 2015.
     Gatys, Ecker & Bethge, "Image style transfer using convolutional neural networks", CVPR 2016.

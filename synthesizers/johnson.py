@@ -57,7 +57,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -374,6 +374,10 @@ class JohnsonSR(_Trained):
 
     name = "johnson-sr"
     description = "x4 super-resolution network trained with the VGG-16 relu2_2 feature reconstruction loss"
+    registered: ClassVar[bool | str] = (
+        "no training that fits on a CPU has been shown to reach a usable image (module docstring, "
+        "'Status of johnson-sr'); register it once a paper-scale training has been checked"
+    )
     tasks = ("sr4",)
     version = "1"
     references = "Johnson, Alahi & Fei-Fei, ECCV 2016 (arXiv:1603.08155)"

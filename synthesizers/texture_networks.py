@@ -55,9 +55,9 @@ method name and version, the parameters (``train_seed`` included), the exemplar'
 and the VGG-19 weights' provenance. The job seed only draws the sampling noise: jobs with seeds 0, 1, 2 on
 one exemplar share one trained generator.
 
-Size: a little over 500 lines because the generator, its training objective with the held-out
-measurement and the sampler at any size are one method and are read together; the pieces that the
-stylisation variant shares live in ``texbench.trained`` and ``texbench.ops``.
+Size: a little over the house's ~500 lines: the generator, its Gram loss, the training loop and the
+method are one paper's model, read together; the networks and losses shared with other methods live in
+:mod:`texbench.nets` and :mod:`texbench.ops`.
 
 References:
     Ulyanov, Lebedev, Vedaldi & Lempitsky, "Texture Networks: Feed-forward Synthesis of Textures and

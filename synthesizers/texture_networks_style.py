@@ -74,8 +74,9 @@ Caching: :func:`texbench.trained.load_or_train` keyed by method name and version
 the ``train_images`` path, the training images' hash, the style image's hash, the VGG-19's provenance
 and ``train_seed``. The job seed only draws the noise of the forward pass.
 
-Size: a little over 500 lines because the stylisation generator, its content-and-style objective and
-its training on separate photographs are one method and are read together.
+Size: a little over the house's ~500 lines: the stylisation generator, its objective, training and the
+method are one paper's model, read together (the generator blocks come from
+:mod:`texbench.synthesizers.texture_networks`).
 
 References:
     Ulyanov, Lebedev, Vedaldi & Lempitsky, "Texture Networks: Feed-forward Synthesis of Textures and
