@@ -30,7 +30,7 @@ Departures from the papers' code, written down:
   around the mean pixel, i.e. almost a flat grey image; both are white noise);
 * pooling of odd-sized maps floors (Caffe ceils); outputs of even size are unaffected.
 
-Length: a little over the house's ~500 lines: the two methods (Gatys, VGG inversion) share the optimiser
+Size: a little over the house's ~500 lines: the two methods (Gatys, VGG inversion) share the optimiser
 and the multi-scale plumbing, and their parameter classes document every paper default in place.
 
 References:
