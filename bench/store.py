@@ -128,9 +128,16 @@ class Store:
             raise StoreError(f"{self.path} is not a valid database ({exc}): move it aside or use another --out") from None
 
     def _connect_readonly(self) -> sqlite3.Connection:
-        """A connection that never writes: ``mode=ro``, or on media where even SQLite's shared-memory
-        file cannot be made (a read-only mount or folder), ``immutable=1``."""
+        """A connection that never writes the database: ``mode=ro`` (SQLite may still create its ``-shm``
+        index beside a WAL database, which a concurrent writer needs); in a folder that is not writable
+        (read-only media), or where that fails, ``immutable=1``, which creates nothing."""
+        import os
+
         uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        if not os.access(self.root, os.W_OK):  # nobody can be writing here: read the file as it is
+            conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
         conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
