@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Store", "StoreError"]
+__all__ = ["Store", "StoreError", "fault_message"]
 
 
 class StoreError(ValueError):
@@ -78,6 +78,19 @@ _ADDED_COLUMNS = {
     "scores": [("higher_is_better", "INTEGER")],
     "group_scores": [("higher_is_better", "INTEGER")],
 }
+
+
+def fault_message(exc: BaseException) -> str | None:
+    """One line saying what to do about an SQLite fault the user can fix (a full disk, a read-only run
+    directory), or None for any other exception."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    text = str(exc).lower()
+    if "disk is full" in text:
+        return f"cannot write the results store: {exc}; free some space or use another --out"
+    if "readonly" in text or "read-only" in text:
+        return f"cannot write the results store ({exc}): the run directory is read-only; use another --out"
+    return None
 
 
 def _is_corruption(exc: sqlite3.DatabaseError) -> bool:

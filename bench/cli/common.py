@@ -52,17 +52,13 @@ def user_error(exc: BaseException) -> click.ClickException | None:
 def file_system_error(exc: BaseException) -> str | None:
     """One line naming the path and what to do, for a file-system fault the user can fix; else None."""
     import errno
-    import sqlite3
 
     from texbench.imageio import display_name
+    from texbench.store import fault_message
 
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc).lower()
-        if "disk is full" in text:
-            return f"cannot write the results store: {exc}; free some space or use another --out"
-        if "readonly" in text or "read-only" in text:
-            return f"cannot write the results store ({exc}): the run directory is read-only; use another --out"
-        return None
+    store_fault = fault_message(exc)
+    if store_fault is not None:
+        return store_fault
     if not isinstance(exc, OSError) or exc.errno is None:
         return None
     where = display_name(exc.filename) if exc.filename is not None else "a file"
