@@ -106,17 +106,17 @@ def test_the_pixel_budget_is_checked_before_decoding_and_can_be_raised(tmp_path)
             pass
 
 
-def test_float32_decoding_is_the_float64_result_rounded():
+def test_float32_decoding_is_the_float64_result_rounded(tmp_path):
     """8-bit images are divided in float32: IEEE division is correctly rounded, so this equals the old
     float64 division rounded to float32, for every byte value."""
-    from texbench.imageio import _pil_to_array
-
     v = np.arange(256, dtype=np.uint8)
-    img = Image.fromarray(np.stack([v, v[::-1], v], axis=1)[None].repeat(2, axis=0), mode="RGB")
-    expected = (np.asarray(img, dtype=np.float64) / 255.0).astype(np.float32)
-    np.testing.assert_array_equal(_pil_to_array(img), expected)
-    gray = Image.fromarray(v[None].repeat(2, axis=0), mode="L")
-    np.testing.assert_array_equal(_pil_to_array(gray)[..., 0], (np.asarray(gray) / 255.0).astype(np.float32))
+    rgb = np.stack([v, v[::-1], v], axis=1)[None].repeat(2, axis=0)
+    Image.fromarray(rgb, mode="RGB").save(tmp_path / "rgb.png")
+    expected = (rgb / 255.0).astype(np.float32).transpose(2, 0, 1)
+    np.testing.assert_array_equal(load_image(tmp_path / "rgb.png").numpy(), expected)
+    Image.fromarray(rgb[..., 1], mode="L").save(tmp_path / "gray.png")
+    gray = load_image(tmp_path / "gray.png").numpy()
+    np.testing.assert_array_equal(gray, np.repeat(expected[1:2], 3, axis=0))
 
 
 def test_non_utf8_names_are_escaped_readably():
