@@ -19,6 +19,7 @@ A suite names tasks × datasets × methods (with parameters) × seeds × metrics
       { name = "gatys", preset = "tiny", params = { iterations = 50 }, label = "gatys-tiny" },
       # { name = "gatys", replaces = true },   # a --plugin's own "gatys", knowingly shadowing the built-in
     ]
+    # metrics = [{ metric = "psnr", ref = "clean", replaces = true }]   # the same for a metric
     seeds = [0, 1]               # optional, overrides the suite's seeds
     limit = 3                    # optional, first N items of each dataset
 
@@ -111,6 +112,8 @@ class TaskSpec:
     seeds: tuple[int, ...] | None = None
     image_size: int | None = None
     pairs: str = "product"
+    #: metrics whose entries say ``replaces = true``: a plugin registered over another of that name is meant
+    replaced_metrics: frozenset[str] = frozenset()
 
     @property
     def dataset_label(self) -> str:
@@ -172,7 +175,7 @@ def _metric_uses(raw: Any, where: str, key: str, refs: tuple[str, ...]) -> tuple
     for m in raw:
         if not isinstance(m, dict) or "metric" not in m or "ref" not in m:
             raise SuiteError(f"{where}: {key}: each entry needs 'metric' and 'ref', got {m!r}")
-        unknown = set(m) - {"metric", "ref", "column", "params"}
+        unknown = set(m) - {"metric", "ref", "column", "params", "replaces"}
         if unknown:
             raise SuiteError(f"{where}: {key}: unknown key(s) {sorted(unknown)} in {m!r}")
         name = _str(m["metric"], where, f"{key} metric")
@@ -286,6 +289,14 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "", text: str = "") ->
                 raise SuiteError(f"{where}: image_size must be at least {task.min_size} for task {task.name}, "
                                  f"got {image_size}")
         refs = task.roles  # every task's references are its input roles (texbench.tasks)
+        replaced = set()
+        for key in ("metrics", "set_metrics"):
+            for m in t.get(key, []) if isinstance(t.get(key), list) else []:
+                if isinstance(m, dict) and "replaces" in m:
+                    if not isinstance(m["replaces"], bool):
+                        raise SuiteError(f"{where}: {key} replaces must be true or false, got {m['replaces']!r}")
+                    if m["replaces"]:
+                        replaced.add(m.get("metric"))
         tasks.append(TaskSpec(
             task=task.name, datasets=datasets, methods=tuple(methods), params=dict(t.get("params", {})),
             metrics=_metric_uses(t["metrics"], where, "metrics", (*refs, "seeds")) if "metrics" in t else None,
@@ -293,6 +304,7 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "", text: str = "") ->
             seeds=_seeds(t["seeds"], where) if "seeds" in t else None,
             image_size=image_size,
             pairs=pairs,
+            replaced_metrics=frozenset(replaced),
         ))
     if not tasks:
         raise SuiteError(f"{fname}: the suite has no [[task]]")
@@ -399,6 +411,13 @@ def expand(suite: Suite, *, data_root: Path | None = None, on_bad_input=None) ->
                 raise SuiteError(f"method {m.name!r} does not support task {task.name!r} "
                                  f"(it supports {', '.join(cls.tasks)})")
             methods.append((m, cls, params))
+        uses = [*(spec.metrics if spec.metrics is not None else task.default_metrics),
+                *(spec.set_metrics if spec.set_metrics is not None else task.set_metrics)]
+        for name in dict.fromkeys(u.metric for u in uses):
+            shadowed = registry.metrics.shadowed(name)
+            if shadowed and name not in spec.replaced_metrics:
+                raise SuiteError(f"{suite.source}: task {task.name}: {shadowed}; list it in the task's metrics "
+                                 "with replaces = true to use it anyway")
         tparams = task.params(spec.params)
         tparams_dict = params_to_dict(tparams)
         # per role, the listing in order with None where an input is unusable (zip pairs by position)

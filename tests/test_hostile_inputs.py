@@ -267,6 +267,32 @@ def test_a_plugin_shadowing_a_builtin_needs_replaces(tmp_path, monkeypatch):
     assert "shadow.py" in registry.synthesizers.shadowed("gaussian-filter")
 
 
+def test_a_plugin_shadowing_a_builtin_metric_needs_replaces(tmp_path, monkeypatch):
+    registry.metrics.names()
+    monkeypatch.setattr(registry.metrics, "_entries", dict(registry.metrics._entries))
+    plugin = tmp_path / "shadow_metric.py"
+    plugin.write_text(textwrap.dedent("""
+        import torch
+        from texbench.base import Metric
+
+        class FakePSNR(Metric):
+            name = "psnr"
+            kind = "paired"
+            higher_is_better = True
+
+            def __call__(self, x, y):
+                return torch.zeros(x.shape[0])
+    """))
+    registry.load_plugin_file(plugin)
+    data = _data(tmp_path / "data", 1)
+    with pytest.raises(SuiteError, match="metric 'psnr' from .*shadow_metric.py shadows.*replaces = true"):
+        expand(load_suite(str(_denoise_suite(tmp_path, data, '"gaussian-filter"'))))
+    suite = _denoise_suite(tmp_path, data, '"gaussian-filter"').read_text().replace(
+        'ref = "clean" }', 'ref = "clean", replaces = true }')
+    (tmp_path / "s.toml").write_text(suite)
+    assert len(expand(load_suite(str(tmp_path / "s.toml")))) == 1
+
+
 def _style_suite(tmp_path: Path, content: Path, style: Path, extra: str = "") -> Path:
     return _suite_file(tmp_path, f"""
         [[task]]
