@@ -81,8 +81,10 @@ _ADDED_COLUMNS = {
 
 
 def fault_message(exc: BaseException) -> str | None:
-    """One line saying what to do about an SQLite fault the user can fix (a full disk, a read-only run
-    directory), or None for any other exception."""
+    """One line saying what to do about an SQLite fault the user can fix (a corrupt file, a full disk, a
+    read-only run directory), or None for any other exception."""
+    if isinstance(exc, sqlite3.DatabaseError) and _is_corruption(exc):  # found corrupt after it opened
+        return f"results.sqlite is corrupt ({exc}): move it aside or use another --out"
     if not isinstance(exc, sqlite3.OperationalError):
         return None
     text = str(exc).lower()

@@ -359,10 +359,29 @@ def test_a_corrupt_store_is_one_line_saying_what_to_do(tmp_path):
     (out / "results.sqlite").write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="is not a valid database.*move it aside or use another --out"):
         Store(out)
+    with pytest.raises(StoreError, match="is not a valid database"):
+        Store(out, readonly=True)
+    res = CliRunner().invoke(main, ["report", str(out)])
+    assert res.exit_code == 1 and res.exc_info[0] is SystemExit and "move it aside" in res.output
     res = CliRunner().invoke(main, ["run", "--suite", str(_denoise_suite(tmp_path, data, '"gaussian-filter"')),
                                     "--out", str(out), "--quiet"])
     assert res.exit_code == 1 and res.exc_info[0] is SystemExit
     assert "results.sqlite is not a valid database" in res.output and "move it aside" in res.output
+
+
+def test_a_truncated_store_is_one_line(tmp_path):
+    data = _data(tmp_path / "data", 2)
+    suite = str(_denoise_suite(tmp_path, data, '"gaussian-filter"'))
+    out = tmp_path / "run"
+    run_suite(load_suite(suite), out, progress=False)
+    db = out / "results.sqlite"
+    with sqlite3.connect(db) as conn:  # fold the WAL in, so the file alone is the database
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.write_bytes(db.read_bytes()[: 3 * 4096])
+    for args in (["run", "--suite", suite, "--out", str(out), "--quiet", "--rerun"], ["report", str(out)]):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 1 and res.exc_info[0] is SystemExit, (args, res.output)
+        assert "move it aside or use another --out" in res.output and "Traceback" not in res.output
 
 
 def test_report_reads_the_store_without_writing(tmp_path, monkeypatch):
