@@ -346,12 +346,18 @@ class Store:
 
     def metric_error_counts(self) -> list[tuple[str, str, int]]:
         """(column, error message, count) of the scores that failed, on successful jobs, then of the
-        group scores that failed."""
-        return self.conn.execute(
+        group scores that failed (of the current suite's jobs only, as every report query)."""
+        rows = self.conn.execute(
             "SELECT s.column, s.error, COUNT(*) FROM scores s JOIN jobs j ON j.job_key = s.job_key "
-            f"WHERE s.error IS NOT NULL AND j.status = 'ok' AND {self._current('j')} GROUP BY s.column, s.error "
-            "UNION ALL SELECT column, error, COUNT(*) FROM group_scores WHERE error IS NOT NULL GROUP BY column, error"
+            f"WHERE s.error IS NOT NULL AND j.status = 'ok' AND {self._current('j')} GROUP BY s.column, s.error"
         ).fetchall()
+        current = self.suite_jobs()
+        groups: dict[tuple[str, str], int] = {}
+        for column, error, members in self.conn.execute(
+                "SELECT column, error, members FROM group_scores WHERE error IS NOT NULL ORDER BY column, error"):
+            if current is None or set(json.loads(members)) <= current:
+                groups[(column, error)] = groups.get((column, error), 0) + 1
+        return rows + [(c, e, n) for (c, e), n in groups.items()]
 
     # ---------------------------------------------------------------------------------------------- pandas
     def jobs_frame(self):
