@@ -47,6 +47,8 @@ class _Entry:
     loader: Callable[[], Any] | None = None
     obj: Any = None
     error: str | None = None
+    #: origin of the registration this one replaced under the same name (a plugin shadowing another)
+    shadows: str | None = None
 
 
 @dataclass
@@ -62,18 +64,33 @@ class Registry:
             return
         self._scanned = True
         for ep in metadata.entry_points(group=f"texbench.{self.group}"):
-            if ep.name in self._entries:  # a run-time registration wins over an entry point of the same name
-                continue
             dist = getattr(ep, "dist", None)
             origin = f"{dist.name} {dist.version}" if dist is not None else ep.value
+            if ep.name in self._entries:  # a run-time registration wins over an entry point of the same name
+                if self._entries[ep.name].shadows is None:
+                    self._entries[ep.name].shadows = origin
+                continue
             self._entries[ep.name] = _Entry(ep.name, origin, loader=ep.load)
 
     def register(self, obj: Any, *, name: str | None = None, origin: str = "runtime") -> Any:
         key = name or getattr(obj, "name", None)
         if not key:
             raise ValueError(f"cannot register {obj!r}: it has no `name`")
-        self._entries[key] = _Entry(key, origin, obj=obj)
+        old = self._entries.get(key)
+        # registering again from the same place (a plugin file loaded twice) shadows nothing
+        shadows = old.shadows if old is not None and old.origin == origin else (old.origin if old else None)
+        self._entries[key] = _Entry(key, origin, obj=obj, shadows=shadows)
         return obj
+
+    def shadowed(self, name: str) -> str | None:
+        """If ``name``'s registration replaced another one of the same name, a sentence saying whose
+        (a suite must then say ``replaces = true`` to use it); else None."""
+        self._scan()
+        entry = self._entries.get(name)
+        if entry is None or entry.shadows is None:
+            return None
+        return (f"{self.group[:-1]} {name!r} from {entry.origin} shadows the one of the same name from "
+                f"{entry.shadows}")
 
     def names(self, pattern: str = "*") -> list[str]:
         self._scan()

@@ -80,6 +80,7 @@ def run_suite(
     data_root: str | Path | None = None,
     progress: bool = True,
     write_report: bool = True,
+    max_pixels: int | None = None,
 ) -> RunSummary:
     """Run (or resume) a suite into the run directory ``out`` and write its leaderboard.
 
@@ -95,11 +96,15 @@ def run_suite(
         data_root: base folder for relative dataset paths in the suite.
         progress: show tqdm progress bars.
         write_report: write ``leaderboard.md``/``.csv`` and the image grids at the end.
+        max_pixels: pixel budget for input images (default: the suite's ``max_pixels``, else
+            :data:`texbench.imageio.DEFAULT_MAX_PIXELS`); larger images are skipped as bad inputs.
     """
     from texbench.env import environment, resolve_device
+    from texbench.imageio import pixel_budget
 
     out = Path(out)
-    with _random_init_allowed(suite.allow_random_init):
+    budget = max_pixels if max_pixels is not None else suite.max_pixels
+    with _random_init_allowed(suite.allow_random_init), pixel_budget(budget):
         bad: list[tuple[str, str, str, str]] = []
 
         def on_bad(task, dataset, item, message):
@@ -149,6 +154,8 @@ def _record_run(store: Store, suite: Suite, jobs: Sequence[Job], bad: Sequence[t
     store.set_meta({"suite": suite.name, "suite_source": suite.source, "suite_text": suite.text,
                     "description": suite.description, "env": env})
     store.set_primary_metrics({spec.task: get_task(spec.task).primary_metric for spec in suite.tasks})
+    store.set_suite_jobs(j.key for j in jobs)
+    store.clear_bad_inputs()
     for b in bad:
         store.record_bad_input(*b)
     _save_inputs(store, jobs)

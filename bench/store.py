@@ -10,6 +10,12 @@
 * Reports read the store with pandas; nothing in a report needs a method to run again.
 * This is the only module that speaks SQL: the runner and the reports call the named queries below.
   Run directories written by older versions are migrated when opened (missing columns are added).
+* A run directory keeps every job it ever ran, but reports show exactly the jobs of the suite as it was
+  last run (``suite_jobs``, replaced by each run): jobs of an older version of the suite (other
+  parameters, another plugin under the same name) are *superseded*, kept and counted, never mixed into
+  a row. Run directories written before this was recorded show all their jobs.
+* ``Store(root, readonly=True)`` (what ``texbench report`` uses) never writes, so it works on read-only
+  media; a file that is not an SQLite database is a :class:`StoreError` saying what to do.
 """
 
 from __future__ import annotations
@@ -17,11 +23,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Store"]
+__all__ = ["Store", "StoreError", "fault_message"]
+
+
+class StoreError(ValueError):
+    """A ``results.sqlite`` that cannot be used (not a database, or corrupt); the message says what to do."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,6 +68,9 @@ CREATE TABLE IF NOT EXISTS bad_inputs (
 CREATE TABLE IF NOT EXISTS tasks (
     task TEXT PRIMARY KEY, primary_metric TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS suite_jobs (
+    job_key TEXT PRIMARY KEY
+);
 """
 
 #: columns added since the first release: table -> [(column, declaration)], added on open when missing
@@ -64,6 +78,27 @@ _ADDED_COLUMNS = {
     "scores": [("higher_is_better", "INTEGER")],
     "group_scores": [("higher_is_better", "INTEGER")],
 }
+
+
+def fault_message(exc: BaseException) -> str | None:
+    """One line saying what to do about an SQLite fault the user can fix (a corrupt file, a full disk, a
+    read-only run directory), or None for any other exception."""
+    if isinstance(exc, sqlite3.DatabaseError) and _is_corruption(exc):  # found corrupt after it opened
+        return f"results.sqlite is corrupt ({exc}): move it aside or use another --out"
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    text = str(exc).lower()
+    if "disk is full" in text:
+        return f"cannot write the results store: {exc}; free some space or use another --out"
+    if "readonly" in text or "read-only" in text:
+        return f"cannot write the results store ({exc}): the run directory is read-only; use another --out"
+    return None
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite says the file itself is bad (not locked, not read-only, not full)."""
+    text = str(exc).lower()
+    return not isinstance(exc, sqlite3.OperationalError) or "malformed" in text or "not a database" in text
 
 
 def _stored_direction(value: Any) -> int | None:
@@ -74,18 +109,60 @@ def _stored_direction(value: Any) -> int | None:
 class Store:
     """Read and write one run directory."""
 
-    def __init__(self, root: str | Path, *, create: bool = True) -> None:
+    def __init__(self, root: str | Path, *, create: bool = True, readonly: bool = False) -> None:
+        """Open (or, with ``create``, make) the run directory ``root``.
+
+        Args:
+            root: the run directory.
+            create: create the directory and the database if they do not exist.
+            readonly: open without ever writing (reports; read-only media). Implies not ``create``.
+
+        Raises:
+            FileNotFoundError: ``root`` holds no ``results.sqlite`` (and ``create`` is false).
+            StoreError: ``results.sqlite`` is not a valid SQLite database.
+        """
         self.root = Path(root)
         self.path = self.root / "results.sqlite"
-        if not create and not self.path.is_file():
+        self.readonly = readonly
+        if (readonly or not create) and not self.path.is_file():
             raise FileNotFoundError(f"{self.root}: no results.sqlite here (not a texbench run directory)")
         self.images = self.root / "images"
-        self.images.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(_SCHEMA)
-        self._migrate()
+        try:
+            if readonly:
+                self.conn = self._connect_readonly()
+            else:
+                self.images.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self.conn.executescript(_SCHEMA)
+                self._migrate()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and not _is_corruption(exc):
+                raise
+            raise StoreError(f"{self.path} is not a valid database ({exc}): move it aside or use another --out") from None
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """A connection that never writes the database: ``mode=ro`` (SQLite may still create its ``-shm``
+        index beside a WAL database, which a concurrent writer needs); in a folder that is not writable
+        (read-only media), or where that fails, ``immutable=1``, which creates nothing."""
+        import os
+
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        if not os.access(self.root, os.W_OK):  # nobody can be writing here: read the file as it is
+            conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if _is_corruption(exc):
+                raise
+            conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
 
     def _migrate(self) -> None:
         """Add the columns that run directories of older versions lack (their values stay NULL)."""
@@ -120,6 +197,44 @@ class Store:
             self.conn.execute("BEGIN")
             for task, metric in primary.items():
                 self.conn.execute("INSERT OR REPLACE INTO tasks VALUES (?, ?)", (task, metric))
+
+    def set_suite_jobs(self, job_keys: Iterable[str]) -> None:
+        """Record the job keys of the suite as it is now (replacing the previous run's): reports show
+        these jobs only, the others are superseded."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("DELETE FROM suite_jobs")
+            self.conn.executemany("INSERT OR IGNORE INTO suite_jobs VALUES (?)", [(k,) for k in job_keys])
+
+    def suite_jobs(self) -> set[str] | None:
+        """The job keys of the suite as last run; None for run directories written before they were
+        recorded (then every stored job counts)."""
+        if not self._has_table("suite_jobs"):
+            return None
+        keys = {k for (k,) in self.conn.execute("SELECT job_key FROM suite_jobs")}
+        return keys or None
+
+    def superseded_count(self) -> int:
+        """Stored jobs that are not part of the suite as last run (kept, never reported in a row)."""
+        if self.suite_jobs() is None:
+            return 0
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE job_key NOT IN (SELECT job_key FROM suite_jobs)").fetchone()[0]
+
+    def clear_bad_inputs(self) -> None:
+        """Forget the bad inputs recorded by earlier runs (each run records its own)."""
+        with self.conn:
+            self.conn.execute("DELETE FROM bad_inputs")
+
+    def _has_table(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                 (name,)).fetchone() is not None
+
+    def _current(self, alias: str) -> str:
+        """SQL condition: ``alias.job_key`` is a job of the current suite (always true for older runs)."""
+        if self.suite_jobs() is None:
+            return "1"
+        return f"{alias}.job_key IN (SELECT job_key FROM suite_jobs)"
 
     def primary_metrics(self) -> dict[str, str]:
         """Task -> its recorded primary metric (empty for runs written before it was recorded)."""
@@ -231,31 +346,44 @@ class Store:
 
     def metric_error_counts(self) -> list[tuple[str, str, int]]:
         """(column, error message, count) of the scores that failed, on successful jobs, then of the
-        group scores that failed."""
-        return self.conn.execute(
+        group scores that failed (of the current suite's jobs only, as every report query)."""
+        rows = self.conn.execute(
             "SELECT s.column, s.error, COUNT(*) FROM scores s JOIN jobs j ON j.job_key = s.job_key "
-            "WHERE s.error IS NOT NULL AND j.status = 'ok' GROUP BY s.column, s.error "
-            "UNION ALL SELECT column, error, COUNT(*) FROM group_scores WHERE error IS NOT NULL GROUP BY column, error"
+            f"WHERE s.error IS NOT NULL AND j.status = 'ok' AND {self._current('j')} GROUP BY s.column, s.error"
         ).fetchall()
+        current = self.suite_jobs()
+        groups: dict[tuple[str, str], int] = {}
+        for column, error, members in self.conn.execute(
+                "SELECT column, error, members FROM group_scores WHERE error IS NOT NULL ORDER BY column, error"):
+            if current is None or set(json.loads(members)) <= current:
+                groups[(column, error)] = groups.get((column, error), 0) + 1
+        return rows + [(c, e, n) for (c, e), n in groups.items()]
 
     # ---------------------------------------------------------------------------------------------- pandas
     def jobs_frame(self):
         import pandas as pd
 
-        return pd.read_sql_query("SELECT * FROM jobs ORDER BY task, label, item, seed", self.conn)
+        return pd.read_sql_query(f"SELECT * FROM jobs j WHERE {self._current('j')} ORDER BY task, label, item, seed",
+                                 self.conn)
 
     def scores_frame(self):
         import pandas as pd
 
         q = ("SELECT s.*, j.task, j.dataset, j.item, j.label, j.method, j.seed, j.task_params, j.input_hashes "
              "FROM scores s "
-             "JOIN jobs j ON j.job_key = s.job_key WHERE j.status = 'ok'")
+             f"JOIN jobs j ON j.job_key = s.job_key WHERE j.status = 'ok' AND {self._current('j')}")
         return pd.read_sql_query(q, self.conn)
 
     def group_scores_frame(self):
         import pandas as pd
 
-        return pd.read_sql_query("SELECT * FROM group_scores", self.conn)
+        frame = pd.read_sql_query("SELECT * FROM group_scores", self.conn)
+        current = self.suite_jobs()
+        if current is None or not len(frame):
+            return frame
+        # a group score counts only if every job it was computed over is one of the current suite's
+        keep = [set(json.loads(m)) <= current for m in frame["members"]]
+        return frame[keep].reset_index(drop=True)
 
     def bad_inputs_frame(self):
         import pandas as pd

@@ -7,6 +7,7 @@ A suite names tasks × datasets × methods (with parameters) × seeds × metrics
     seeds = [0]
     device = "cpu"               # "cpu", "cuda", "cuda:1", "mps" or "auto"
     allow_random_init = false    # may missing pretrained weights fall back to seeded random ones?
+    max_pixels = 64_000_000      # largest input image (width x height); larger ones are skipped as bad inputs
 
     [[task]]
     name = "texture"
@@ -16,7 +17,9 @@ A suite names tasks × datasets × methods (with parameters) × seeds × metrics
     methods = [
       { name = "random-phase" },
       { name = "gatys", preset = "tiny", params = { iterations = 50 }, label = "gatys-tiny" },
+      # { name = "gatys", replaces = true },   # a --plugin's own "gatys", knowingly shadowing the built-in
     ]
+    # metrics = [{ metric = "psnr", ref = "clean", replaces = true }]   # the same for a metric
     seeds = [0, 1]               # optional, overrides the suite's seeds
     limit = 3                    # optional, first N items of each dataset
 
@@ -26,7 +29,12 @@ A suite names tasks × datasets × methods (with parameters) × seeds × metrics
 
 ``metrics`` / ``set_metrics`` (lists of ``{ metric, ref, column, params }``) replace the task's defaults.
 The style task pairs every content image with every style image (``pairs = "product"``) or the i-th with
-the i-th (``pairs = "zip"``).
+the i-th (``pairs = "zip"``: by position in the folders' listings, so a skipped input removes its own pair
+only; listings of different lengths are an error).
+
+Every value is checked when the suite loads (types, ranges, metric names and refs), and an error is one line
+naming the file, the task and the key: ``quick.toml: task 1 (texture): image_size must be a positive integer
+up to 8192, got 'big'``. Size checks apply to the original image, before ``image_size`` resizes it.
 """
 
 from __future__ import annotations
@@ -59,6 +67,8 @@ class MethodSpec:
     preset: str | None = None
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     label: str = ""
+    #: the suite knows this name is a plugin's that shadows another registration of it (see expand)
+    replaces: bool = False
 
     @property
     def display(self) -> str:
@@ -102,6 +112,8 @@ class TaskSpec:
     seeds: tuple[int, ...] | None = None
     image_size: int | None = None
     pairs: str = "product"
+    #: metrics whose entries say ``replaces = true``: a plugin registered over another of that name is meant
+    replaced_metrics: frozenset[str] = frozenset()
 
     @property
     def dataset_label(self) -> str:
@@ -118,19 +130,62 @@ class Suite:
     tasks: tuple[TaskSpec, ...]
     source: str = ""
     text: str = ""
+    #: pixel budget for input images (texbench.imageio.pixel_budget); None: the default
+    max_pixels: int | None = None
 
 
-def _metric_uses(raw: Any, where: str) -> tuple[MetricUse, ...]:
+#: bounds of the values a suite may give (seeds are stored as SQLite INTEGER, a signed 64-bit number)
+INT64_MAX = 2**63 - 1
+MAX_IMAGE_SIZE = 8192
+
+
+def _int(raw: Any, where: str, key: str, *, lo: int = 1, hi: int = INT64_MAX, what: str = "a positive integer") -> int:
+    """``raw`` as an int in [lo, hi], else a SuiteError naming ``key``."""
+    if isinstance(raw, bool) or not isinstance(raw, int) or not lo <= raw <= hi:
+        raise SuiteError(f"{where}: {key} must be {what}, got {raw!r}")
+    return raw
+
+
+def _seeds(raw: Any, where: str, key: str = "seeds") -> tuple[int, ...]:
+    what = f"a non-empty list of integers in [0, {INT64_MAX}]"
+    if not isinstance(raw, list) or not raw:
+        raise SuiteError(f"{where}: {key} must be {what}, got {raw!r}")
+    return tuple(_int(x, where, key, lo=0, what=what) for x in raw)
+
+
+def _str(raw: Any, where: str, key: str) -> str:
+    if not isinstance(raw, str):
+        raise SuiteError(f"{where}: {key} must be a string, got {raw!r}")
+    return raw
+
+
+def _table(raw: Any, where: str, key: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{where}: {key} must be a table ({{ key = value }}), got {raw!r}")
+    return raw
+
+
+def _metric_uses(raw: Any, where: str, key: str, refs: tuple[str, ...]) -> tuple[MetricUse, ...]:
+    from texbench import registry
+
     if not isinstance(raw, list):
-        raise SuiteError(f"{where} must be a list of {{ metric, ref }} tables")
+        raise SuiteError(f"{where}: {key} must be a list of {{ metric, ref }} tables, got {raw!r}")
+    known = registry.metrics.names()
     out = []
     for m in raw:
         if not isinstance(m, dict) or "metric" not in m or "ref" not in m:
-            raise SuiteError(f"{where}: each entry needs 'metric' and 'ref', got {m!r}")
-        unknown = set(m) - {"metric", "ref", "column", "params"}
+            raise SuiteError(f"{where}: {key}: each entry needs 'metric' and 'ref', got {m!r}")
+        unknown = set(m) - {"metric", "ref", "column", "params", "replaces"}
         if unknown:
-            raise SuiteError(f"{where}: unknown key(s) {sorted(unknown)} in {m!r}")
-        out.append(MetricUse(m["metric"], m["ref"], m.get("column", ""), m.get("params", {})))
+            raise SuiteError(f"{where}: {key}: unknown key(s) {sorted(unknown)} in {m!r}")
+        name = _str(m["metric"], where, f"{key} metric")
+        if name not in known:
+            raise SuiteError(f"{where}: {key}: unknown metric {name!r}; installed: {', '.join(known)}")
+        if m["ref"] not in refs:
+            raise SuiteError(f"{where}: {key}: metric {name!r} has ref {m['ref']!r}; this task's refs are "
+                             f"{', '.join(refs)}")
+        out.append(MetricUse(name, m["ref"], _str(m.get("column", ""), where, f"{key} column"),
+                             _table(m.get("params", {}), where, f"{key} params")))
     return tuple(out)
 
 
@@ -141,19 +196,53 @@ def _dataset(raw: Any, where: str) -> DatasetSpec:
         unknown = set(raw) - {"name", "path", "limit"}
         if unknown or not (raw.get("name") or raw.get("path")):
             raise SuiteError(f"{where}: a dataset is a name or {{ path = '...', limit = N }}, got {raw!r}")
-        return DatasetSpec(raw.get("name", ""), raw.get("path", ""), raw.get("limit"))
+        limit = _int(raw["limit"], where, "limit") if "limit" in raw else None
+        return DatasetSpec(_str(raw.get("name", ""), where, "name"), _str(raw.get("path", ""), where, "path"), limit)
     raise SuiteError(f"{where}: a dataset is a name or {{ path = '...' }}, got {raw!r}")
 
 
+def _methods(raw: Any, where: str) -> list[MethodSpec]:
+    if not isinstance(raw, list):
+        raise SuiteError(f"{where}: methods must be a list of {{ name, preset, params, label }} tables, got {raw!r}")
+    methods = []
+    for m in raw:
+        if isinstance(m, str):
+            m = {"name": m}
+        if not isinstance(m, dict):
+            raise SuiteError(f"{where}: a method is {{ name, preset, params, label, replaces }}, got {m!r}")
+        bad = set(m) - {"name", "preset", "params", "label", "replaces"}
+        if bad or "name" not in m:
+            raise SuiteError(f"{where}: a method is {{ name, preset, params, label, replaces }}, got {m!r}")
+        preset = m.get("preset")
+        if preset is not None:
+            preset = _str(preset, where, "method preset")
+        replaces = m.get("replaces", False)
+        if not isinstance(replaces, bool):
+            raise SuiteError(f"{where}: method replaces must be true or false, got {replaces!r}")
+        label = _str(m.get("label", ""), where, "method label")
+        if "\n" in label or "\r" in label:
+            raise SuiteError(f"{where}: method label must be one line, got {label!r}")
+        methods.append(MethodSpec(_str(m["name"], where, "method name"), preset,
+                                  dict(_table(m.get("params", {}), where, "method params")), label, replaces))
+    return methods
+
+
 def parse_suite(data: Mapping[str, Any], *, source: str = "", text: str = "") -> Suite:
-    """Validate a suite given as a dict (the parsed TOML)."""
-    allowed = {"name", "description", "seeds", "device", "allow_random_init", "task"}
+    """Validate a suite given as a dict (the parsed TOML): every key, type and range, each error one line
+    naming the file, the task and the key."""
+    fname = Path(source).name if source and not source.startswith("builtin:") else (source or "suite")
+    allowed = {"name", "description", "seeds", "device", "allow_random_init", "task", "max_pixels"}
     unknown = set(data) - allowed
     if unknown:
-        raise SuiteError(f"{source}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        raise SuiteError(f"{fname}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    raw_tasks = data.get("task", [])
+    if not isinstance(raw_tasks, list):
+        raise SuiteError(f"{fname}: task must be a list of [[task]] tables, got {raw_tasks!r}")
     tasks = []
-    for i, t in enumerate(data.get("task", [])):
-        where = f"{source}: task #{i + 1}"
+    for i, t in enumerate(raw_tasks):
+        where = f"{fname}: task {i + 1}"
+        if not isinstance(t, dict):
+            raise SuiteError(f"{where}: a task is a [[task]] table, got {t!r}")
         t_allowed = {"name", "datasets", "methods", "params", "metrics", "set_metrics", "seeds", "image_size",
                      "limit", "pairs"}
         bad = set(t) - t_allowed
@@ -163,56 +252,78 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "", text: str = "") ->
             task = get_task(t.get("name", ""))
         except ValueError as exc:
             raise SuiteError(f"{where}: {exc}") from None
-        raw_ds = t.get("datasets", {})
+        where = f"{where} ({task.name})"
+        raw_ds = _table(t.get("datasets", {}), where, "datasets")
         missing = [r for r in task.roles if r not in raw_ds]
         if missing:
-            raise SuiteError(f"{where} ({task.name}): datasets needs the role(s) {missing}")
-        limit = t.get("limit")
+            raise SuiteError(f"{where}: datasets needs the role(s) {missing}")
+        extra = sorted(set(raw_ds) - set(task.roles))
+        if extra:
+            raise SuiteError(f"{where}: datasets has role(s) {extra} the task does not use; its roles: "
+                             f"{', '.join(task.roles)}")
+        limit = _int(t["limit"], where, "limit") if "limit" in t else None
         datasets = {}
         for role in task.roles:
             ds = _dataset(raw_ds[role], f"{where} dataset {role!r}")
             if limit and ds.limit is None:
-                ds = dataclasses.replace(ds, limit=int(limit))
+                ds = dataclasses.replace(ds, limit=limit)
             datasets[role] = ds
-        methods = []
-        for m in t.get("methods", []):
-            if isinstance(m, str):
-                m = {"name": m}
-            bad = set(m) - {"name", "preset", "params", "label"}
-            if bad or "name" not in m:
-                raise SuiteError(f"{where}: a method is {{ name, preset, params, label }}, got {m!r}")
-            methods.append(MethodSpec(m["name"], m.get("preset"), dict(m.get("params", {})), m.get("label", "")))
+        methods = _methods(t.get("methods", []), where)
         if not methods:
-            raise SuiteError(f"{where} ({task.name}): no methods")
+            raise SuiteError(f"{where}: no methods")
         labels = [m.display for m in methods]
         if len(set(labels)) != len(labels):
             raise SuiteError(f"{where}: method labels must be unique, got {labels}; set 'label'")
         try:
-            task.params(t.get("params", {}))
+            task.params(_table(t.get("params", {}), where, "params"))
         except ValueError as exc:
             raise SuiteError(f"{where}: {exc}") from None
         pairs = t.get("pairs", "product")
         if pairs not in ("product", "zip"):
             raise SuiteError(f"{where}: pairs must be 'product' or 'zip', got {pairs!r}")
+        image_size = None
+        if "image_size" in t:
+            image_size = _int(t["image_size"], where, "image_size", hi=MAX_IMAGE_SIZE,
+                              what=f"a positive integer up to {MAX_IMAGE_SIZE}")
+            if image_size < task.min_size:
+                raise SuiteError(f"{where}: image_size must be at least {task.min_size} for task {task.name}, "
+                                 f"got {image_size}")
+        refs = task.roles  # every task's references are its input roles (texbench.tasks)
+        replaced = set()
+        for key in ("metrics", "set_metrics"):
+            for m in t.get(key, []) if isinstance(t.get(key), list) else []:
+                if isinstance(m, dict) and "replaces" in m:
+                    if not isinstance(m["replaces"], bool):
+                        raise SuiteError(f"{where}: {key} replaces must be true or false, got {m['replaces']!r}")
+                    if m["replaces"]:
+                        replaced.add(m.get("metric"))
         tasks.append(TaskSpec(
             task=task.name, datasets=datasets, methods=tuple(methods), params=dict(t.get("params", {})),
-            metrics=_metric_uses(t["metrics"], f"{where} metrics") if "metrics" in t else None,
-            set_metrics=_metric_uses(t["set_metrics"], f"{where} set_metrics") if "set_metrics" in t else None,
-            seeds=tuple(int(s) for s in t["seeds"]) if "seeds" in t else None,
-            image_size=int(t["image_size"]) if t.get("image_size") else None,
+            metrics=_metric_uses(t["metrics"], where, "metrics", (*refs, "seeds")) if "metrics" in t else None,
+            set_metrics=_metric_uses(t["set_metrics"], where, "set_metrics", refs) if "set_metrics" in t else None,
+            seeds=_seeds(t["seeds"], where) if "seeds" in t else None,
+            image_size=image_size,
             pairs=pairs,
+            replaced_metrics=frozenset(replaced),
         ))
     if not tasks:
-        raise SuiteError(f"{source}: the suite has no [[task]]")
+        raise SuiteError(f"{fname}: the suite has no [[task]]")
+    allow = data.get("allow_random_init", False)
+    if not isinstance(allow, bool):
+        raise SuiteError(f"{fname}: allow_random_init must be true or false, got {allow!r}")
+    max_pixels = None
+    if "max_pixels" in data:
+        max_pixels = _int(data["max_pixels"], fname, "max_pixels")
     return Suite(
-        name=str(data.get("name", Path(source).stem or "suite")),
-        description=str(data.get("description", "")),
-        seeds=tuple(int(s) for s in data.get("seeds", [0])),
-        device=str(data.get("device", "cpu")),
-        allow_random_init=bool(data.get("allow_random_init", False)),
+        name=_str(data.get("name", Path(source).stem or "suite"), fname, "name"),
+        description=_str(data.get("description", ""), fname, "description"),
+        seeds=_seeds(data.get("seeds", [0]), fname),
+        device=_str(data.get("device", "cpu"), fname, "device"),
+        allow_random_init=allow,
         tasks=tuple(tasks),
         source=source,
         text=text,
+        max_pixels=max_pixels,
     )
 
 
@@ -287,6 +398,10 @@ def expand(suite: Suite, *, data_root: Path | None = None, on_bad_input=None) ->
         task = get_task(spec.task)
         methods = []
         for m in spec.methods:  # resolved first, so a typo fails before any image is loaded
+            shadowed = registry.synthesizers.shadowed(m.name)
+            if shadowed and not m.replaces:
+                raise SuiteError(f"{suite.source}: task {task.name}, method {m.display}: {shadowed}; set "
+                                 "replaces = true on the method entry to use it anyway")
             try:
                 cls = registry.synthesizers.get(m.name)
                 params = cls.from_config(m.preset, m.params).params_dict()
@@ -296,32 +411,49 @@ def expand(suite: Suite, *, data_root: Path | None = None, on_bad_input=None) ->
                 raise SuiteError(f"method {m.name!r} does not support task {task.name!r} "
                                  f"(it supports {', '.join(cls.tasks)})")
             methods.append((m, cls, params))
+        uses = [*(spec.metrics if spec.metrics is not None else task.default_metrics),
+                *(spec.set_metrics if spec.set_metrics is not None else task.set_metrics)]
+        for name in dict.fromkeys(u.metric for u in uses):
+            shadowed = registry.metrics.shadowed(name)
+            if shadowed and name not in spec.replaced_metrics:
+                raise SuiteError(f"{suite.source}: task {task.name}: {shadowed}; list it in the task's metrics "
+                                 "with replaces = true to use it anyway")
         tparams = task.params(spec.params)
         tparams_dict = params_to_dict(tparams)
-        loaded: dict[str, list[tuple[str, torch.Tensor]]] = {}
+        # per role, the listing in order with None where an input is unusable (zip pairs by position)
+        loaded: dict[str, list[tuple[str, torch.Tensor] | None]] = {}
         for role in task.roles:
-            good = []
+            listing: list[tuple[str, torch.Tensor] | None] = []
             for it in spec.datasets[role].load(data_root):
                 try:
                     img = it.load()
-                    if spec.image_size:
-                        img = center_crop_resize(img, spec.image_size)
+                    # checked on the original: a 1x1 image upscaled to image_size is still not an input
                     if min(img.shape[-2:]) < task.min_size:
                         raise ImageError(f"{it.source or it.id}: image is {img.shape[-1]}x{img.shape[-2]}, "
                                          f"smaller than the {task.min_size}x{task.min_size} task {task.name} needs")
-                    good.append((it.id, img))
+                    if spec.image_size:
+                        img = center_crop_resize(img, spec.image_size)
+                    listing.append((it.id, img))
                 except (ImageError, OSError, ValueError) as exc:
                     if on_bad_input is None:
                         raise
                     on_bad_input(task.name, spec.datasets[role].display, it.id, str(exc))
-            loaded[role] = good
+                    listing.append(None)
+            loaded[role] = listing
         combos: list[tuple[tuple[str, tuple[str, torch.Tensor]], ...]]
+        good = {r: [x for x in loaded[r] if x is not None] for r in task.roles}
         if len(task.roles) == 1:
-            combos = [((task.roles[0], x),) for x in loaded[task.roles[0]]]
+            combos = [((task.roles[0], x),) for x in good[task.roles[0]]]
         elif spec.pairs == "zip":
-            combos = [tuple(zip(task.roles, xs)) for xs in zip(*(loaded[r] for r in task.roles))]
+            counts = {r: len(loaded[r]) for r in task.roles}
+            if len(set(counts.values())) > 1:
+                raise SuiteError(f"{suite.source}: task {task.name}: pairs = 'zip' needs listings of equal length, "
+                                 "got " + " and ".join(f"{n} {r} images ({spec.datasets[r].display})"
+                                                       for r, n in counts.items()))
+            combos = [tuple(zip(task.roles, xs)) for xs in zip(*(loaded[r] for r in task.roles))
+                      if all(x is not None for x in xs)]
         else:
-            combos = [tuple(zip(task.roles, xs)) for xs in itertools.product(*(loaded[r] for r in task.roles))]
+            combos = [tuple(zip(task.roles, xs)) for xs in itertools.product(*(good[r] for r in task.roles))]
         seeds = spec.seeds or suite.seeds
         for combo in combos:
             item = "+".join(x[0] for _, x in combo)

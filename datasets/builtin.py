@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -221,16 +222,23 @@ class FolderDataset(Dataset):
     roles = ("exemplar", "content", "style", "clean")
 
     def __init__(self, path: str, *, limit: int | None = None) -> None:
-        from pathlib import Path
-
         self.path = Path(path)
         self.limit = limit
 
     def items(self) -> list[DatasetItem]:
-        from texbench.imageio import list_images, load_image
+        from texbench.imageio import display_name, list_images, load_image
 
         files = list_images(self.path)
         if not files:
-            raise ValueError(f"dataset folder {self.path} contains no images")
+            raise ValueError(f"dataset folder {display_name(self.path)} contains no images")
+        by_stem: dict[str, Path] = {}
+        for f in files:  # an item is named by its stem: x.png and x.jpg would silently become one
+            if f.stem in by_stem:
+                raise ValueError(f"dataset folder {display_name(self.path)}: {display_name(by_stem[f.stem].name)} "
+                                 f"and {display_name(f.name)} have the same name {display_name(f.stem)!r}; "
+                                 "rename or remove one")
+            by_stem[f.stem] = f
         files = files[: self.limit] if self.limit else files
-        return [DatasetItem(f.stem, functools.partial(load_image, f), str(f), "") for f in files]
+        # names that are not UTF-8 are escaped (caf\\xe9), so ids can be stored and shown
+        return [DatasetItem(display_name(f.stem), functools.partial(load_image, f), display_name(f), "")
+                for f in files]

@@ -25,6 +25,7 @@ __all__ = [
     "display_table",
     "leaderboard_markdown",
     "leaderboard_tables",
+    "md_escape",
     "mean_ci",
     "problems",
     "report_header",
@@ -96,6 +97,19 @@ def _registry_direction(metric: str) -> bool | None:
 def _oneline(text: Any) -> str:
     """An error message as one Markdown-safe line."""
     return " ".join(str(text).split()).replace("`", "'")
+
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\|*`<>"})
+
+
+def md_escape(text: Any) -> str:
+    """A name (method label, dataset, item, column) as text in a Markdown table cell or line: one line,
+    with the characters Markdown would read as syntax (``|`` ends a cell) backslash-escaped.
+
+    >>> md_escape("a|b *c*")
+    'a\\\\|b \\\\*c\\\\*'
+    """
+    return " ".join(str(text).split()).translate(_MD_SPECIAL)
 
 
 def _fmt(mean: float, half: float) -> str:
@@ -335,15 +349,23 @@ def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> 
                                   else "none (weight-free methods and metrics)"))
     if h["random_init"]:
         lines.append(f"- **{RANDOM_INIT_WARNING}**")
-    lines += [f"- values: {h['values']}", ""]
+    lines += [f"- values: {h['values']}"]
+    superseded = store.superseded_count()
+    if superseded:
+        lines.append(f"- superseded: {superseded} older jobs in this run directory belong to an earlier version "
+                     "of the suite; they are kept in results.sqlite and counted in no row")
+    lines.append("")
     jobs = store.jobs_frame()
     for task, df in tables.items():
         desc = TASKS[task].description if task in TASKS else ""
         lines += [f"## {task}" + (f": {desc}" if desc else ""), ""]
         tj = jobs[jobs[C.TASK] == task]
-        lines.append(f"dataset: {', '.join(sorted(set(tj[C.DATASET])))}; primary metric: {df.attrs.get('primary')}")
+        lines.append(f"dataset: {md_escape(', '.join(sorted(set(tj[C.DATASET]))))}; "
+                     f"primary metric: {md_escape(df.attrs.get('primary'))}")
         lines.append("")
-        lines += [display_table(df).reset_index().to_markdown(index=False), ""]
+        shown = display_table(df).reset_index()
+        shown = shown.rename(columns=md_escape).map(md_escape)
+        lines += [shown.to_markdown(index=False), ""]
         grid = store.root / f"grid_{task}.png"
         if grid.is_file():
             lines += [f"![{task} examples]({grid.name})", ""]
@@ -351,7 +373,7 @@ def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> 
         if items:
             # failures and metric errors quote their message as code; skipped inputs read as prose
             if title == "Skipped inputs":
-                lines += [f"## {title}", "", *[f"- {m}" for m in items], ""]
+                lines += [f"## {title}", "", *[f"- {md_escape(m)}" for m in items], ""]
             else:
                 lines += [f"## {title}", "", *[_code_after_colon(m) for m in items], ""]
     return "\n".join(lines)
@@ -359,7 +381,7 @@ def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> 
 
 def _code_after_colon(message: str) -> str:
     head, _, tail = message.partition(": ")
-    return f"- {head}: `{tail}`"
+    return f"- {md_escape(head)}: `{tail}`"
 
 
 def write_leaderboard(store: Store, out_dir: str | Path | None = None) -> Path:

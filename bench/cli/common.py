@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-__all__ = ["Command", "Group", "load_plugins", "parse_params", "user_error"]
+__all__ = ["Command", "Group", "file_system_error", "load_plugins", "parse_params", "user_error"]
 
 #: Exit status for a missing or corrupt weights file.
 WEIGHTS_EXIT_CODE = 2
@@ -28,19 +28,52 @@ def user_error(exc: BaseException) -> click.ClickException | None:
     :class:`texbench.registry.PluginError` (unknown or broken plugin), ``ValueError`` (bad parameter
     values, malformed suites, images or data folders: :class:`~texbench.suite.SuiteError`,
     :class:`~texbench.imageio.ImageError` and the calibration's ``BAPPSFormatError`` are ValueErrors),
-    ``FileNotFoundError`` and ``PermissionError``.
+    ``FileNotFoundError`` and ``PermissionError``; and the file-system faults a user can fix
+    (:func:`file_system_error`: a full disk, a read-only target, a path through a file, SQLite's
+    "disk is full" and "readonly database").
     """
     from texbench.registry import PluginError
     from texbench.weights import WeightsError
 
     if isinstance(exc, click.ClickException):
         return None
+    fs = file_system_error(exc)
+    if fs is not None:
+        return click.ClickException(fs)
     if isinstance(exc, WeightsError):
         err = click.ClickException(str(exc))
         err.exit_code = WEIGHTS_EXIT_CODE
         return err
     if isinstance(exc, (PluginError, ValueError, FileNotFoundError, PermissionError)):
         return click.ClickException(str(exc))
+    return None
+
+
+def file_system_error(exc: BaseException) -> str | None:
+    """One line naming the path and what to do, for a file-system fault the user can fix; else None."""
+    import errno
+
+    from texbench.imageio import display_name
+    from texbench.store import fault_message
+
+    store_fault = fault_message(exc)
+    if store_fault is not None:
+        return store_fault
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return None
+    where = display_name(exc.filename) if exc.filename is not None else "a file"
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return f"{where}: no space left on the device (or quota exceeded); free some space or write elsewhere"
+    if exc.errno == errno.EROFS:
+        return f"{where}: on a read-only file system; write elsewhere (e.g. another --out)"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{where}: permission denied; fix its permissions or use another path"
+    if exc.errno == errno.ENOTDIR:
+        return f"{where}: a part of this path is a file, not a folder; choose another output path"
+    if exc.errno == errno.EEXIST:
+        return f"{where}: exists and is not a folder; choose another output path"
+    if exc.errno == errno.EISDIR:
+        return f"{where}: is a folder, a file was expected"
     return None
 
 
@@ -70,6 +103,11 @@ class Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         return _invoke(super().invoke, ctx)
+
+
+#: ``--max-pixels``, shared by run, synth and score
+MAX_PIXELS_HELP = ("Largest input image in pixels (width x height), checked before decoding; larger ones are "
+                   "refused [default: the suite's max_pixels, else 64000000].")
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, Any]:

@@ -17,10 +17,21 @@ __all__ = ["command"]
 def command(run_dir, fmt, no_grids):
     """Regenerate the leaderboard (Markdown, CSV, report.html) of RUN_DIR from its stored results (no method
     is re-run)."""
-    from texbench.reports.leaderboard import write_leaderboard
+    import os
+
+    from texbench.reports.leaderboard import leaderboard_markdown, leaderboard_tables, write_leaderboard
     from texbench.store import Store
 
-    with Store(run_dir, create=False) as store:
+    # read-only: a report never changes the results, and a run on read-only media (an archive, a CD, a
+    # colleague's folder) still reports; there the files cannot be rewritten and the tables are printed
+    with Store(run_dir, readonly=True) as store:
+        if not os.access(run_dir, os.W_OK):
+            if fmt != "md":
+                raise click.ClickException(f"{run_dir} is read-only: cannot write leaderboard.{fmt}; "
+                                           "copy the run directory elsewhere, or use --format md")
+            click.echo(f"note: {run_dir} is read-only; leaderboard.md is printed, not rewritten", err=True)
+            click.echo(leaderboard_markdown(store, leaderboard_tables(store)))
+            return
         if not no_grids:
             from texbench.reports.grid import write_grids
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from texbench.cli.common import Command, load_plugins
+from texbench.cli.common import MAX_PIXELS_HELP, Command, load_plugins
 
 __all__ = ["command"]
 
@@ -23,8 +23,10 @@ __all__ = ["command"]
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False), help="Plugin file (repeatable).")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Base folder for relative dataset paths.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--max-pixels", type=click.IntRange(min=1), help=MAX_PIXELS_HELP)
 @click.pass_context
-def command(ctx, suite, out, executor, workers, ray_address, device, rerun, retry_failed, plugins, data_root, quiet):
+def command(ctx, suite, out, executor, workers, ray_address, device, rerun, retry_failed, plugins, data_root, quiet,
+            max_pixels):
     """Run (or resume) a benchmark suite and write its leaderboard.
 
     Jobs already in the run directory are skipped, so an interrupted run continues where it stopped.
@@ -41,7 +43,8 @@ def command(ctx, suite, out, executor, workers, ray_address, device, rerun, retr
     group_plugins = (ctx.obj or {}).get("plugins", [])
     summary = run_suite(s, out or Path("runs") / s.name, executor=executor, workers=workers,
                         ray_address=ray_address, rerun=rerun, retry_failed=retry_failed,
-                        plugin_files=[*group_plugins, *plugins], data_root=data_root, progress=not quiet)
+                        plugin_files=[*group_plugins, *plugins], data_root=data_root, progress=not quiet,
+                        max_pixels=max_pixels)
     click.echo(f"{summary.ran} jobs run ({summary.failed} failed), {summary.skipped} already done, "
                f"{summary.bad_inputs} bad inputs skipped.")
     click.echo(f"Results: {summary.out / 'results.sqlite'}")

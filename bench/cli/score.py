@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from texbench.cli.common import Command, parse_params
+from texbench.cli.common import MAX_PIXELS_HELP, Command, parse_params
 
 __all__ = ["command", "paired_files"]
 
@@ -20,42 +20,99 @@ def paired_files(a: Path, b: Path) -> tuple[list[tuple[str, Path, Path]], list[s
     Raises:
         click.UsageError: one is a file and the other a folder.
     """
-    from texbench.imageio import list_images
+    from texbench.imageio import display_name
 
     if a.is_file() and b.is_file():
         return [(a.name, a, b)], [], []
     if a.is_dir() and b.is_dir():
-        fa = {p.stem: p for p in list_images(a)}
-        fb = {p.stem: p for p in list_images(b)}
+        fa, fb = _by_stem(a), _by_stem(b)
         common = sorted(set(fa) & set(fb))
-        return [(k, fa[k], fb[k]) for k in common], sorted(set(fa) - set(fb)), sorted(set(fb) - set(fa))
+        only_a = [display_name(k) for k in sorted(set(fa) - set(fb))]
+        only_b = [display_name(k) for k in sorted(set(fb) - set(fa))]
+        return [(k, fa[k], fb[k]) for k in common], only_a, only_b
     raise click.UsageError("A and B must both be files or both be folders")
 
 
+def _load_all(files: list[Path], errors: list[str]) -> list:
+    """The images of ``files`` that can be read; a message per file that cannot is added to ``errors``."""
+    from texbench.imageio import ImageError, load_image
+
+    out = []
+    for f in files:
+        try:
+            out.append(load_image(f))
+        except ImageError as exc:
+            errors.append(str(exc))
+    return out
+
+
+def _by_stem(folder: Path) -> dict[str, Path]:
+    """Stem -> image file of ``folder``; two files with one stem (x.png, x.jpg) are an error naming both."""
+    from texbench.imageio import display_name, list_images
+
+    out: dict[str, Path] = {}
+    for p in list_images(folder):
+        if p.stem in out:
+            raise click.UsageError(f"{display_name(folder)}: {display_name(out[p.stem].name)} and "
+                                   f"{display_name(p.name)} have the same name; rename or remove one")
+        out[p.stem] = p
+    return out
+
+
 def _score_sets(m, a: Path, b: Path, seed: int) -> dict:
-    from texbench.imageio import list_images, load_image
+    from texbench.imageio import list_images
 
     if hasattr(m, "compute_paths"):
         return m.compute_paths(a, b)
-    xs = [load_image(f) for f in (list_images(a) if a.is_dir() else [a])]
-    ys = [load_image(f) for f in (list_images(b) if b.is_dir() else [b])]
-    return m.compute_sets(xs, ys, seed=seed)
+    errors: list[str] = []
+    xs = _load_all(list_images(a) if a.is_dir() else [a], errors)
+    ys = _load_all(list_images(b) if b.is_dir() else [b], errors)
+    if not xs or not ys:
+        raise click.ClickException(f"no readable image in {a if not xs else b}" +
+                                   (f" ({'; '.join(errors)})" if errors else ""))
+    result = m.compute_sets(xs, ys, seed=seed)
+    if errors:
+        result["unreadable"] = errors
+    return result
 
 
 def _score_pairs(m, kind: str, a: Path, b: Path) -> dict:
-    from texbench.imageio import load_image
+    from texbench.imageio import ImageError, display_name, load_image
 
     pairs, only_a, only_b = paired_files(a, b)
     rows: list[dict[str, Any]] = []
     for name, fa, fb in pairs:
-        x, y = load_image(fa)[None], load_image(fb)[None]
+        name = display_name(name)
+        try:  # one unreadable file costs its pair, not the folder
+            x, y = load_image(fa)[None], load_image(fb)[None]
+        except ImageError as exc:
+            rows.append({"name": name, "value": None, "error": str(exc)})
+            continue
         if kind == "paired" and x.shape != y.shape:
             rows.append({"name": name, "value": None, "error": f"sizes differ: {tuple(x.shape[-2:])} vs {tuple(y.shape[-2:])}"})
             continue
-        v = float(m(x.to(m.device), y.to(m.device))[0])
+        try:
+            v = float(m(x.to(m.device), y.to(m.device))[0])
+        except (ValueError, RuntimeError) as exc:  # e.g. an image too small for the metric's window
+            rows.append({"name": name, "value": None, "error": f"{type(exc).__name__}: {exc}"})
+            continue
         rows.append({"name": name, "value": v})
     vals = [r["value"] for r in rows if r["value"] is not None and math.isfinite(r["value"])]
     return {"pairs": rows, "mean": sum(vals) / len(vals) if vals else None, "only_in_a": only_a, "only_in_b": only_b}
+
+
+def _failures(result: dict) -> str | None:
+    """Why the command must exit non-zero (pairs or files that could not be scored), or None."""
+    if "pairs" in result:
+        bad = [r for r in result["pairs"] if r["value"] is None]
+        if not result["pairs"]:
+            return "no pair of images to score (no file name is in both A and B)"
+        if bad:
+            return f"{len(bad)} of {len(result['pairs'])} pairs could not be scored"
+        return None
+    if result.get("unreadable"):
+        return f"{len(result['unreadable'])} unreadable files were left out of the sets"
+    return None
 
 
 def _print_result(result: dict) -> None:
@@ -70,8 +127,10 @@ def _print_result(result: dict) -> None:
                 click.echo(f"only in {side} (not scored): {', '.join(names)}", err=True)
     else:
         for k, v in result.items():
-            if k not in ("metric", "params"):
+            if k not in ("metric", "params", "unreadable"):
                 click.echo(f"{k}: {v}")
+        for e in result.get("unreadable", []):
+            click.echo(f"unreadable (not scored): {e}", err=True)
     if result["provenance"]:
         click.echo(f"weights: {result['provenance']}", err=True)
 
@@ -87,13 +146,16 @@ def _print_result(result: dict) -> None:
               help="Calibrated weights file, for metrics that take one (lpips).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for set metrics that sample (KID).")
-def command(metric, a, b, as_json, params, net, weights, device, seed):
+@click.option("--max-pixels", type=click.IntRange(min=1), help=MAX_PIXELS_HELP)
+def command(metric, a, b, as_json, params, net, weights, device, seed, max_pixels):
     """Score METRIC between two images or two folders (paired by file name; unmatched names are listed).
 
-    Set-level metrics (FID, KID) compare the two folders as distributions.
+    Set-level metrics (FID, KID) compare the two folders as distributions. Pairs or files that cannot be
+    read are reported and the others scored; the exit status is then 1.
     """
     from texbench import registry
     from texbench.env import resolve_device
+    from texbench.imageio import pixel_budget
 
     p = parse_params(params)
     if net:
@@ -104,8 +166,12 @@ def command(metric, a, b, as_json, params, net, weights, device, seed):
     m = cls.from_config(p, device=resolve_device(device))
     a, b = Path(a), Path(b)
     result: dict = {"metric": metric, "params": m.params_dict(), "provenance": m.provenance()}
-    result.update(_score_sets(m, a, b, seed) if cls.kind == "set" else _score_pairs(m, cls.kind, a, b))
+    with pixel_budget(max_pixels):
+        result.update(_score_sets(m, a, b, seed) if cls.kind == "set" else _score_pairs(m, cls.kind, a, b))
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
     else:
         _print_result(result)
+    failure = _failures(result)
+    if failure:
+        raise click.ClickException(failure)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from texbench.cli.common import Command, parse_params
+from texbench.cli.common import MAX_PIXELS_HELP, Command, parse_params
 
 if TYPE_CHECKING:
     from texbench.tasks import Task, TaskInput
@@ -38,6 +38,8 @@ def task_input(task: Task, input_: str | None, content: str | None, style: str |
     h, w = img.shape[-2:]
     stem = Path(input_).stem
     if task.name == "texture":
+        if size is not None and size < task.min_size:
+            raise click.BadParameter(f"must be at least {task.min_size} pixels, got {size}", param_hint="--size")
         return TaskInput("texture", stem, (size, size) if size else (h, w), image=img)
     if task.name == "sr4":
         return TaskInput("sr4", stem, (4 * h, 4 * w), image=img, degradation={"scale": 4})
@@ -53,6 +55,24 @@ def task_input(task: Task, input_: str | None, content: str | None, style: str |
     return TaskInput(task.name, stem, (h, w), image=img, degradation=deg)
 
 
+def _check_output_path(path: Path) -> None:
+    """Refuse, before any work, an output whose extension names no format or whose folder cannot be one.
+
+    Raises:
+        click.BadParameter: naming ``-o``.
+    """
+    from texbench.imageio import SAVE_FORMATS, display_name
+
+    if path.suffix.lower() not in SAVE_FORMATS:
+        raise click.BadParameter(f"unknown image extension {path.suffix!r} in {display_name(path)}; use one of "
+                                 f"{', '.join(SAVE_FORMATS)}", param_hint="-o/--output")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise click.BadParameter(f"{display_name(parent)} is a file, not a folder", param_hint="-o/--output")
+            break
+
+
 @click.command("synth", cls=Command)
 @click.argument("method")
 @click.option("--task", required=True, help="texture, style, denoise, sr4 or inpaint.")
@@ -62,34 +82,39 @@ def task_input(task: Task, input_: str | None, content: str | None, style: str |
 @click.option("--style", type=click.Path(exists=True, dir_okay=False), help="Style image (style).")
 @click.option("--mask", type=click.Path(exists=True, dir_okay=False),
               help="Known-pixel mask (inpaint): white = known, black = to fill; same size as --input.")
-@click.option("--size", type=int, help="Texture output side in pixels [default: the exemplar's size].")
+@click.option("--size", type=click.IntRange(min=1), help="Texture output side in pixels [default: the exemplar's size].")
 @click.option("--sigma", type=float, help="Noise level on 0-255 of the input (denoise), if known.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--preset", help="Parameter preset (paper, tiny, ...).")
 @click.option("--param", "params", multiple=True, help="key=value method parameter (repeatable).")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output PNG.")
-def command(method, task, input_, content, style, mask, size, sigma, seed, preset, params, device, output):
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Output image; its extension names the format (.png, .jpg, .tif, .bmp, .webp, .ppm).")
+@click.option("--max-pixels", type=click.IntRange(min=1), help=MAX_PIXELS_HELP)
+def command(method, task, input_, content, style, mask, size, sigma, seed, preset, params, device, output,
+            max_pixels):
     """Run one METHOD on your own image(s), without a benchmark."""
     import time
 
     from texbench import registry
     from texbench.env import resolve_device
     from texbench.executors import check_output
-    from texbench.imageio import save_png
+    from texbench.imageio import pixel_budget, save_image
     from texbench.tasks import get_task
 
+    _check_output_path(Path(output))
     t = get_task(task)
     cls = registry.synthesizers.get(method)
     if t.name not in cls.tasks:
         raise click.ClickException(f"{method} does not support task {task!r} (it supports {', '.join(cls.tasks)})")
     s = cls.from_config(preset, parse_params(params))
-    inp = task_input(t, input_, content, style, mask, size, sigma)
+    with pixel_budget(max_pixels):
+        inp = task_input(t, input_, content, style, mask, size, sigma)
     dev = resolve_device(device)
     t0 = time.perf_counter()
     s.prepare(inp, seed=seed, device=dev)
     out = check_output(s.run(inp, seed=seed, device=dev), inp.size, method)
     secs = time.perf_counter() - t0
-    save_png(out, output)
+    save_image(out, output)
     prov = s.provenance()
     click.echo(f"{output}: {inp.size[1]}x{inp.size[0]} in {secs:.2f} s" + (f"; weights: {prov}" if prov else ""))
