@@ -7,6 +7,7 @@ A suite names tasks × datasets × methods (with parameters) × seeds × metrics
     seeds = [0]
     device = "cpu"               # "cpu", "cuda", "cuda:1", "mps" or "auto"
     allow_random_init = false    # may missing pretrained weights fall back to seeded random ones?
+    job_timeout = 600            # optional: seconds a job may run before it is stopped and recorded as failed
 
     [[task]]
     name = "texture"
@@ -16,6 +17,7 @@ A suite names tasks × datasets × methods (with parameters) × seeds × metrics
     methods = [
       { name = "random-phase" },
       { name = "gatys", preset = "tiny", params = { iterations = 50 }, label = "gatys-tiny" },
+      { name = "texture-nets", job_timeout = 1200 },   # a method's own timeout wins over the suite's and --job-timeout
     ]
     seeds = [0, 1]               # optional, overrides the suite's seeds
     limit = 3                    # optional, first N items of each dataset
@@ -35,6 +37,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
@@ -59,6 +62,7 @@ class MethodSpec:
     preset: str | None = None
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     label: str = ""
+    job_timeout: float | None = None  # not part of a job's identity: it says when to give up, not what to run
 
     @property
     def display(self) -> str:
@@ -118,6 +122,16 @@ class Suite:
     tasks: tuple[TaskSpec, ...]
     source: str = ""
     text: str = ""
+    job_timeout: float | None = None
+
+
+def _timeout(raw: Any, where: str) -> float | None:
+    """A ``job_timeout`` value: a positive number of seconds (or absent)."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) or raw <= 0:
+        raise SuiteError(f"{where}: job_timeout must be a positive number of seconds, got {raw!r}")
+    return float(raw)
 
 
 def _metric_uses(raw: Any, where: str) -> tuple[MetricUse, ...]:
@@ -147,7 +161,7 @@ def _dataset(raw: Any, where: str) -> DatasetSpec:
 
 def parse_suite(data: Mapping[str, Any], *, source: str = "", text: str = "") -> Suite:
     """Validate a suite given as a dict (the parsed TOML)."""
-    allowed = {"name", "description", "seeds", "device", "allow_random_init", "task"}
+    allowed = {"name", "description", "seeds", "device", "allow_random_init", "job_timeout", "task"}
     unknown = set(data) - allowed
     if unknown:
         raise SuiteError(f"{source}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -178,10 +192,11 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "", text: str = "") ->
         for m in t.get("methods", []):
             if isinstance(m, str):
                 m = {"name": m}
-            bad = set(m) - {"name", "preset", "params", "label"}
+            bad = set(m) - {"name", "preset", "params", "label", "job_timeout"}
             if bad or "name" not in m:
-                raise SuiteError(f"{where}: a method is {{ name, preset, params, label }}, got {m!r}")
-            methods.append(MethodSpec(m["name"], m.get("preset"), dict(m.get("params", {})), m.get("label", "")))
+                raise SuiteError(f"{where}: a method is {{ name, preset, params, label, job_timeout }}, got {m!r}")
+            methods.append(MethodSpec(m["name"], m.get("preset"), dict(m.get("params", {})), m.get("label", ""),
+                                      _timeout(m.get("job_timeout"), f"{where} method {m['name']!r}")))
         if not methods:
             raise SuiteError(f"{where} ({task.name}): no methods")
         labels = [m.display for m in methods]
@@ -213,6 +228,7 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "", text: str = "") ->
         tasks=tuple(tasks),
         source=source,
         text=text,
+        job_timeout=_timeout(data.get("job_timeout"), source or "suite"),
     )
 
 
