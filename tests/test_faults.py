@@ -218,6 +218,30 @@ def test_a_signal_to_the_driver_stops_every_worker_and_a_rerun_resumes(tmp_path,
     assert _stored(out / "results.sqlite") == 12
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the run's processes")
+def test_workers_end_by_themselves_when_the_driver_is_killed(tmp_path):
+    suite = _suite(tmp_path, '{ name = "slow-copy" }')
+    suite.write_text(suite.read_text().replace("seeds = [0]", "seeds = [0, 1, 2, 3]"))
+    env = {**os.environ, "TEXBENCH_TEST_SLEEP": "3", "PYTHONPATH": str(ROOT)}
+    out = tmp_path / "run"
+    proc = _texbench("run", "--suite", str(suite), "--out", str(out), "--quiet", "--executor", "process",
+                     "--workers", "2", env=env)
+    deadline = time.time() + 120
+    while _stored(out / "results.sqlite") < 1 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before the signal: " + proc.stdout.read()
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    proc.send_signal(signal.SIGKILL)  # no clean-up in the driver: the workers notice it is gone
+    proc.wait()
+    t0 = time.monotonic()
+    while any(_alive(p) for p in workers) and time.monotonic() - t0 < 5:
+        time.sleep(0.05)
+    assert not [p for p in workers if _alive(p)]
+    assert time.monotonic() - t0 < 2  # in the middle of a 3 s job
+
+
 # ----------------------------------------------------------------------------------------------- lock
 def test_a_second_run_into_the_same_directory_refuses_naming_the_first(tmp_path):
     load_plugin_file(PLUGINS)
