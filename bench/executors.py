@@ -355,7 +355,7 @@ class ProcessExecutor:
     def _next_deadline(busy: Sequence[_Worker]) -> float | None:
         """Seconds until the first running job's timeout (None: wait for any event)."""
         left = [w.started + w.timeout - time.monotonic() for w in busy if w.timeout and w.started is not None]
-        return max(0.0, min(left)) + 0.01 if left else None
+        return min(max(0.0, min(left)) + 0.01, 3600.0) if left else None  # capped: select() has a maximum
 
     def close(self) -> None:
         """Stop every worker (also those in the middle of a job)."""
@@ -402,7 +402,10 @@ def make_executor(name: str, *, timeouts: bool = False, **kwargs: Any):
     if name not in EXECUTORS:
         raise ValueError(f"unknown executor {name!r}; executors: {', '.join(EXECUTORS)}")
     if timeouts and name == "local":
-        return ProcessExecutor(workers=1)
+        import torch
+
+        # one job at a time, as in this process, with as many torch threads as this process would use
+        return ProcessExecutor(workers=1, threads_per_worker=torch.get_num_threads())
     if timeouts and name == "ray":
         raise ValueError("job timeouts (--job-timeout, job_timeout) are not supported by the ray executor; "
                          "use --executor process")

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 import sys
 from collections import defaultdict
@@ -153,7 +154,7 @@ def run_suite(
         RunInterrupted: SIGINT or SIGTERM arrived; the workers are stopped, finished jobs stay stored.
         texbench.runlock.RunDirectoryBusy: another run is writing into ``out``.
     """
-    if job_timeout is not None and not job_timeout > 0:
+    if job_timeout is not None and not (math.isfinite(job_timeout) and job_timeout > 0):
         raise ValueError(f"job_timeout must be a positive number of seconds, got {job_timeout}")
     jobs: list[Job] = []
     out = Path(out)

@@ -20,7 +20,7 @@ __all__ = ["command"]
                    "in an isolated worker process instead). process: worker processes; a worker that dies or "
                    "times out costs only the job it was running.")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes for --executor process [default: CPU count].")
-@click.option("--job-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--job-timeout", type=click.FloatRange(min=0, min_open=True, max=1e9), metavar="SECONDS",
               help="Stop a job that runs longer and record it as failed (overrides the suite's job_timeout; "
                    "a method's own job_timeout wins). Not with --executor ray.")
 @click.option("--ray-address", help="Address of an existing Ray cluster (--executor ray).")
