@@ -69,7 +69,9 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, f"{os.getpid()}\n".encode())
-        yield path
-        os.ftruncate(fd, 0)  # the lock file stays (removing it would race with a waiting run); it names no one
+        try:
+            yield path
+        finally:  # the file stays (removing it would race with a run opening it), naming no one
+            os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # releases the lock

@@ -231,6 +231,7 @@ def test_a_signal_to_the_driver_stops_every_worker_and_a_rerun_resumes(tmp_path,
         time.sleep(0.05)
     left = {p: _cmdline(p) for p in workers if _alive(p)}
     assert not left, f"processes of the run still running: {left}"
+    assert (out / LOCK_NAME).read_text() == ""  # released, naming no one
     done = _stored(out / "results.sqlite")
     assert 1 <= done < 12 and f"interrupted: {done} jobs done, {12 - done} left" in line[0]
 
