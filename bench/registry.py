@@ -112,7 +112,7 @@ class Registry:
                 if getattr(obj, "name", name) != name:
                     raise PluginError(f"entry point {name!r} loads {obj!r} whose name is {obj.name!r}")
                 entry.obj = obj
-            except Exception as exc:  # a broken third-party plugin must not break the others
+            except (Exception, SystemExit) as exc:  # a broken third-party plugin must not break the others
                 entry.error = f"{type(exc).__name__}: {exc}"
         if entry.error is not None:
             raise PluginError(f"{self.group[:-1]} {name!r} from {entry.origin} failed to load: {entry.error}")
@@ -187,6 +187,9 @@ def load_plugin_file(path: str | Path) -> list[str]:
     sys.modules[mod_name] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as exc:  # a plugin must not end the program that loads it
+        sys.modules.pop(mod_name, None)
+        raise PluginError(f"plugin file {p} failed to import: it called sys.exit({exc.code!r})") from None
     except Exception as exc:
         sys.modules.pop(mod_name, None)
         raise PluginError(f"plugin file {p} failed to import: {type(exc).__name__}: {exc}") from exc

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 import sys
 from collections import defaultdict
@@ -26,7 +27,55 @@ from texbench.store import Store
 from texbench.suite import Job, Suite, expand
 from texbench.tasks import MetricUse, get_task
 
-__all__ = ["RunSummary", "run_suite", "score_run"]
+__all__ = ["RunInterrupted", "RunSummary", "run_suite", "score_run"]
+
+
+class RunInterrupted(Exception):
+    """The run was stopped by SIGINT or SIGTERM; everything finished before is stored.
+
+    Attributes:
+        done: jobs of the suite stored (finished, ok or failed); left: those still to run;
+        signum: the signal (the CLI exits with 128 + signum, as a shell does).
+    """
+
+    def __init__(self, done: int, left: int, signum: int) -> None:
+        super().__init__(f"interrupted: {done} jobs done, {left} left; run again to resume")
+        self.done, self.left, self.signum = done, left, signum
+
+
+class _Stop(KeyboardInterrupt):
+    """Raised in the driver by SIGTERM (and SIGINT): unwinds the run like Ctrl-C, naming the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM unwind the run (workers stopped, stored results kept); a second
+    signal while it unwinds is ignored, so the clean-up is not cut short. Only in the main thread (where
+    Python delivers signals); elsewhere the block runs as is."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if received:
+            return
+        received.append(signum)
+        raise _Stop(signum)
+
+    before = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
 
 
 @dataclasses.dataclass
@@ -40,9 +89,10 @@ class RunSummary:
     leaderboard: Path | None = None
 
 
-def _payload(job: Job, device: str, plugin_files: Sequence[str]) -> dict[str, Any]:
+def _payload(job: Job, device: str, plugin_files: Sequence[str], timeout: float | None) -> dict[str, Any]:
     return {"method": job.method.name, "preset": job.method.preset, "params": dict(job.method.params),
-            "input": job.example.input, "seed": job.seed, "device": device, "plugin_files": list(plugin_files)}
+            "input": job.example.input, "seed": job.seed, "device": device, "plugin_files": list(plugin_files),
+            "timeout": job.method.job_timeout or timeout}
 
 
 def _job_row(job: Job, result: dict[str, Any], store: Store, env: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +131,7 @@ def run_suite(
     progress: bool = True,
     write_report: bool = True,
     max_pixels: int | None = None,
+    job_timeout: float | None = None,
 ) -> RunSummary:
     """Run (or resume) a suite into the run directory ``out`` and write its leaderboard.
 
@@ -98,13 +149,53 @@ def run_suite(
         write_report: write ``leaderboard.md``/``.csv`` and the image grids at the end.
         max_pixels: pixel budget for input images (default: the suite's ``max_pixels``, else
             :data:`texbench.imageio.DEFAULT_MAX_PIXELS`); larger images are skipped as bad inputs.
+        job_timeout: seconds a job may run before its worker is stopped and the job recorded as failed
+            (replaces the suite's ``job_timeout``; a method's own ``job_timeout`` wins over both). With the
+            local executor, a timeout runs the jobs in one isolated worker process.
+
+    Raises:
+        RunInterrupted: SIGINT or SIGTERM arrived; the workers are stopped, finished jobs stay stored.
+        texbench.runlock.RunDirectoryBusy: another run is writing into ``out``.
     """
+    if job_timeout is not None and not (math.isfinite(job_timeout) and job_timeout > 0):
+        raise ValueError(f"job_timeout must be a positive number of seconds, got {job_timeout}")
+    jobs: list[Job] = []
+    out = Path(out)
+    try:
+        with _stop_on_signals():
+            return _run_suite(suite, out, jobs, executor=executor, workers=workers, ray_address=ray_address,
+                              rerun=rerun, retry_failed=retry_failed, plugin_files=plugin_files,
+                              data_root=data_root, progress=progress, write_report=write_report,
+                              job_timeout=job_timeout if job_timeout is not None else suite.job_timeout,
+                              max_pixels=max_pixels if max_pixels is not None else suite.max_pixels)
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, _Stop) else 2
+        done = _stored(out, jobs)
+        raise RunInterrupted(done, len(jobs) - done, signum) from None
+
+
+def _stored(out: Path, jobs: Sequence[Job]) -> int:
+    """How many of ``jobs`` the run directory holds (0 if it cannot be read)."""
+    if not jobs or not (out / "results.sqlite").exists():
+        return 0
+    try:
+        with Store(out, create=False) as store:
+            status = store.job_status()
+    except Exception:  # an interrupted run reports what it can
+        return 0
+    return sum(1 for j in jobs if j.key in status)
+
+
+def _run_suite(suite: Suite, out: Path, jobs: list[Job], *, executor: str, workers: int | None,
+               ray_address: str | None, rerun: bool, retry_failed: bool, plugin_files: Sequence[str],
+               data_root: str | Path | None, progress: bool, write_report: bool,
+               job_timeout: float | None, max_pixels: int | None) -> RunSummary:
+    """:func:`run_suite`'s work; fills ``jobs`` as soon as the suite is expanded (for the interrupt report)."""
     from texbench.env import environment, resolve_device
     from texbench.imageio import pixel_budget
+    from texbench.runlock import run_lock
 
-    out = Path(out)
-    budget = max_pixels if max_pixels is not None else suite.max_pixels
-    with _random_init_allowed(suite.allow_random_init), pixel_budget(budget):
+    with _random_init_allowed(suite.allow_random_init), pixel_budget(max_pixels):
         bad: list[tuple[str, str, str, str]] = []
 
         def on_bad(task, dataset, item, message):
@@ -112,16 +203,17 @@ def run_suite(
             print(f"skipping bad input: {message}", file=sys.stderr)
 
         # the datasets are read before the run directory exists: a missing set or device creates nothing
-        jobs = expand(suite, data_root=Path(data_root) if data_root else None, on_bad_input=on_bad)
+        jobs += expand(suite, data_root=Path(data_root) if data_root else None, on_bad_input=on_bad)
         device = str(resolve_device(suite.device))
-        with Store(out) as store:
+        with run_lock(out), Store(out) as store:
             env = environment(device)
             _record_run(store, suite, jobs, bad, env)
             todo = _jobs_to_run(store, jobs, out, rerun=rerun, retry_failed=retry_failed)
             failed = 0
             if todo:
                 failed = _run_jobs(store, suite.name, todo, env, device=device, executor=executor, workers=workers,
-                                   ray_address=ray_address, plugin_files=plugin_files, progress=progress)
+                                   ray_address=ray_address, plugin_files=plugin_files, progress=progress,
+                                   job_timeout=job_timeout)
             score_run(store, suite, jobs, device=device, progress=progress)
             summary = RunSummary(out, len(jobs), len(jobs) - len(todo), len(todo), failed, len(bad))
             if write_report:
@@ -179,15 +271,19 @@ def _jobs_to_run(store: Store, jobs: Sequence[Job], out: Path, *, rerun: bool, r
 
 
 def _run_jobs(store: Store, name: str, todo: Sequence[Job], env: dict[str, Any], *, device: str, executor: str,
-              workers: int | None, ray_address: str | None, plugin_files: Sequence[str], progress: bool) -> int:
+              workers: int | None, ray_address: str | None, plugin_files: Sequence[str], progress: bool,
+              job_timeout: float | None) -> int:
     """Run ``todo`` on the executor, committing each result as it comes; returns how many failed."""
     from tqdm.auto import tqdm
 
     from texbench.executors import make_executor
 
     failed = 0
-    ex = make_executor(executor, workers=workers, address=ray_address)
-    payloads = [_payload(j, device, plugin_files) for j in todo]
+    payloads = [_payload(j, device, plugin_files, job_timeout) for j in todo]
+    timeouts = any(p["timeout"] for p in payloads)
+    ex = make_executor(executor, timeouts=timeouts, workers=workers, address=ray_address)
+    if timeouts and executor == "local":
+        print("job timeouts: running the jobs in an isolated worker process", file=sys.stderr)
     try:
         with tqdm(total=len(todo), desc=f"{name}: jobs", unit="job", disable=not progress) as bar:
             for i, result in ex.map(payloads):

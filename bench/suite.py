@@ -8,6 +8,7 @@ A suite names tasks × datasets × methods (with parameters) × seeds × metrics
     device = "cpu"               # "cpu", "cuda", "cuda:1", "mps" or "auto"
     allow_random_init = false    # may missing pretrained weights fall back to seeded random ones?
     max_pixels = 64_000_000      # largest input image (width x height); larger ones are skipped as bad inputs
+    job_timeout = 600            # optional: seconds a job may run before it is stopped and recorded as failed
 
     [[task]]
     name = "texture"
@@ -18,6 +19,7 @@ A suite names tasks × datasets × methods (with parameters) × seeds × metrics
       { name = "random-phase" },
       { name = "gatys", preset = "tiny", params = { iterations = 50 }, label = "gatys-tiny" },
       # { name = "gatys", replaces = true },   # a --plugin's own "gatys", knowingly shadowing the built-in
+      { name = "texture-nets", job_timeout = 1200 },   # a method's own timeout wins over the suite's and --job-timeout
     ]
     # metrics = [{ metric = "psnr", ref = "clean", replaces = true }]   # the same for a metric
     seeds = [0, 1]               # optional, overrides the suite's seeds
@@ -43,6 +45,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
@@ -69,6 +72,7 @@ class MethodSpec:
     label: str = ""
     #: the suite knows this name is a plugin's that shadows another registration of it (see expand)
     replaces: bool = False
+    job_timeout: float | None = None  # not part of a job's identity: it says when to give up, not what to run
 
     @property
     def display(self) -> str:
@@ -132,6 +136,16 @@ class Suite:
     text: str = ""
     #: pixel budget for input images (texbench.imageio.pixel_budget); None: the default
     max_pixels: int | None = None
+    job_timeout: float | None = None
+
+
+def _timeout(raw: Any, where: str) -> float | None:
+    """A ``job_timeout`` value: a positive number of seconds (or absent)."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw) or raw <= 0:
+        raise SuiteError(f"{where}: job_timeout must be a positive number of seconds, got {raw!r}")
+    return float(raw)
 
 
 #: bounds of the values a suite may give (seeds are stored as SQLite INTEGER, a signed 64-bit number)
@@ -209,10 +223,12 @@ def _methods(raw: Any, where: str) -> list[MethodSpec]:
         if isinstance(m, str):
             m = {"name": m}
         if not isinstance(m, dict):
-            raise SuiteError(f"{where}: a method is {{ name, preset, params, label, replaces }}, got {m!r}")
-        bad = set(m) - {"name", "preset", "params", "label", "replaces"}
+            raise SuiteError(f"{where}: a method is {{ name, preset, params, label, replaces, job_timeout }}, got {m!r}")
+        bad = set(m) - {"name", "preset", "params", "label", "replaces", "job_timeout"}
         if bad or "name" not in m:
-            raise SuiteError(f"{where}: a method is {{ name, preset, params, label, replaces }}, got {m!r}")
+            raise SuiteError(
+                f"{where}: a method is {{ name, preset, params, label, replaces, job_timeout }}, got {m!r}"
+            )
         preset = m.get("preset")
         if preset is not None:
             preset = _str(preset, where, "method preset")
@@ -222,8 +238,9 @@ def _methods(raw: Any, where: str) -> list[MethodSpec]:
         label = _str(m.get("label", ""), where, "method label")
         if "\n" in label or "\r" in label:
             raise SuiteError(f"{where}: method label must be one line, got {label!r}")
-        methods.append(MethodSpec(_str(m["name"], where, "method name"), preset,
-                                  dict(_table(m.get("params", {}), where, "method params")), label, replaces))
+        name = _str(m["name"], where, "method name")
+        methods.append(MethodSpec(name, preset, dict(_table(m.get("params", {}), where, "method params")), label,
+                                  replaces, _timeout(m.get("job_timeout"), f"{where} method {name!r}")))
     return methods
 
 
@@ -231,7 +248,7 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "", text: str = "") ->
     """Validate a suite given as a dict (the parsed TOML): every key, type and range, each error one line
     naming the file, the task and the key."""
     fname = Path(source).name if source and not source.startswith("builtin:") else (source or "suite")
-    allowed = {"name", "description", "seeds", "device", "allow_random_init", "task", "max_pixels"}
+    allowed = {"name", "description", "seeds", "device", "allow_random_init", "job_timeout", "task", "max_pixels"}
     unknown = set(data) - allowed
     if unknown:
         raise SuiteError(f"{fname}: unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -324,6 +341,7 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "", text: str = "") ->
         source=source,
         text=text,
         max_pixels=max_pixels,
+        job_timeout=_timeout(data.get("job_timeout"), fname),
     )
 
 

@@ -14,8 +14,15 @@ __all__ = ["command"]
 @click.command("run", cls=Command)
 @click.option("--suite", default="quick", show_default=True, help="Built-in suite name or path to a .toml file.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<suite name>].")
-@click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local", show_default=True)
-@click.option("--workers", type=int, help="Processes for --executor process [default: CPU count].")
+@click.option("--executor", type=click.Choice(["local", "process", "ray"]), default="local", show_default=True,
+              help="Where jobs run. local: in this process; a method's exception or sys.exit() fails its job "
+                   "only, but os._exit(), a crash or a hang ends or stalls the run (--job-timeout runs the jobs "
+                   "in an isolated worker process instead). process: worker processes; a worker that dies or "
+                   "times out costs only the job it was running.")
+@click.option("--workers", type=click.IntRange(min=1), help="Processes for --executor process [default: CPU count].")
+@click.option("--job-timeout", type=click.FloatRange(min=0, min_open=True, max=1e9), metavar="SECONDS",
+              help="Stop a job that runs longer and record it as failed (overrides the suite's job_timeout; "
+                   "a method's own job_timeout wins). Not with --executor ray.")
 @click.option("--ray-address", help="Address of an existing Ray cluster (--executor ray).")
 @click.option("--device", help="Override the suite's device (cpu, cuda, auto).")
 @click.option("--rerun", is_flag=True, help="Run every job again, even those already stored.")
@@ -25,15 +32,18 @@ __all__ = ["command"]
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--max-pixels", type=click.IntRange(min=1), help=MAX_PIXELS_HELP)
 @click.pass_context
-def command(ctx, suite, out, executor, workers, ray_address, device, rerun, retry_failed, plugins, data_root, quiet,
-            max_pixels):
+def command(ctx, suite, out, executor, workers, job_timeout, ray_address, device, rerun, retry_failed, plugins,
+            data_root, quiet, max_pixels):
     """Run (or resume) a benchmark suite and write its leaderboard.
 
     Jobs already in the run directory are skipped, so an interrupted run continues where it stopped.
+    SIGINT or SIGTERM stops the workers, keeps every finished job and exits with 128 + the signal's number.
+    One run at a time per run directory: a second one refuses, naming the first one's PID.
     """
     import dataclasses
 
-    from texbench.runner import run_suite
+    from texbench.runlock import RunDirectoryBusy
+    from texbench.runner import RunInterrupted, run_suite
     from texbench.suite import load_suite
 
     load_plugins(plugins)
@@ -41,10 +51,16 @@ def command(ctx, suite, out, executor, workers, ray_address, device, rerun, retr
     if device:
         s = dataclasses.replace(s, device=device)
     group_plugins = (ctx.obj or {}).get("plugins", [])
-    summary = run_suite(s, out or Path("runs") / s.name, executor=executor, workers=workers,
-                        ray_address=ray_address, rerun=rerun, retry_failed=retry_failed,
-                        plugin_files=[*group_plugins, *plugins], data_root=data_root, progress=not quiet,
-                        max_pixels=max_pixels)
+    try:
+        summary = run_suite(s, out or Path("runs") / s.name, executor=executor, workers=workers,
+                            ray_address=ray_address, rerun=rerun, retry_failed=retry_failed,
+                            plugin_files=[*group_plugins, *plugins], data_root=data_root, progress=not quiet,
+                            job_timeout=job_timeout, max_pixels=max_pixels)
+    except RunDirectoryBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    except RunInterrupted as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(128 + exc.signum)
     click.echo(f"{summary.ran} jobs run ({summary.failed} failed), {summary.skipped} already done, "
                f"{summary.bad_inputs} bad inputs skipped.")
     click.echo(f"Results: {summary.out / 'results.sqlite'}")
