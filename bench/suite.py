@@ -37,6 +37,9 @@ only; listings of different lengths are an error).
 Every value is checked when the suite loads (types, ranges, metric names and refs), and an error is one line
 naming the file, the task and the key: ``quick.toml: task 1 (texture): image_size must be a positive integer
 up to 8192, got 'big'``. Size checks apply to the original image, before ``image_size`` resizes it.
+
+Size: a little over ~500 lines because the format, the check of every key and the expansion into jobs
+are one definition of what a suite means, read together.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ import itertools
 import json
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -244,6 +247,85 @@ def _methods(raw: Any, where: str) -> list[MethodSpec]:
     return methods
 
 
+def _task_spec(t: Any, where: str) -> TaskSpec:
+    """One ``[[task]]`` table, checked; ``where`` names it in errors (``quick.toml: task 1``)."""
+    if not isinstance(t, dict):
+        raise SuiteError(f"{where}: a task is a [[task]] table, got {t!r}")
+    t_allowed = {"name", "datasets", "methods", "params", "metrics", "set_metrics", "seeds", "image_size",
+                 "limit", "pairs"}
+    bad = set(t) - t_allowed
+    if bad:
+        raise SuiteError(f"{where}: unknown key(s) {sorted(bad)}; allowed: {sorted(t_allowed)}")
+    try:
+        task = get_task(t.get("name", ""))
+    except ValueError as exc:
+        raise SuiteError(f"{where}: {exc}") from None
+    where = f"{where} ({task.name})"
+    raw_ds = _table(t.get("datasets", {}), where, "datasets")
+    missing = [r for r in task.roles if r not in raw_ds]
+    if missing:
+        raise SuiteError(f"{where}: datasets needs the role(s) {missing}")
+    extra = sorted(set(raw_ds) - set(task.roles))
+    if extra:
+        raise SuiteError(f"{where}: datasets has role(s) {extra} the task does not use; its roles: "
+                         f"{', '.join(task.roles)}")
+    datasets = _datasets(raw_ds, task.roles, _int(t["limit"], where, "limit") if "limit" in t else None, where)
+    methods = _methods(t.get("methods", []), where)
+    if not methods:
+        raise SuiteError(f"{where}: no methods")
+    labels = [m.display for m in methods]
+    if len(set(labels)) != len(labels):
+        raise SuiteError(f"{where}: method labels must be unique, got {labels}; set 'label'")
+    try:
+        task.params(_table(t.get("params", {}), where, "params"))
+    except ValueError as exc:
+        raise SuiteError(f"{where}: {exc}") from None
+    pairs = t.get("pairs", "product")
+    if pairs not in ("product", "zip"):
+        raise SuiteError(f"{where}: pairs must be 'product' or 'zip', got {pairs!r}")
+    image_size = None
+    if "image_size" in t:
+        image_size = _int(t["image_size"], where, "image_size", hi=MAX_IMAGE_SIZE,
+                          what=f"a positive integer up to {MAX_IMAGE_SIZE}")
+        if image_size < task.min_size:
+            raise SuiteError(f"{where}: image_size must be at least {task.min_size} for task {task.name}, "
+                             f"got {image_size}")
+    refs = task.roles  # every task's references are its input roles (texbench.tasks)
+    return TaskSpec(
+        task=task.name, datasets=datasets, methods=tuple(methods), params=dict(t.get("params", {})),
+        metrics=_metric_uses(t["metrics"], where, "metrics", (*refs, "seeds")) if "metrics" in t else None,
+        set_metrics=_metric_uses(t["set_metrics"], where, "set_metrics", refs) if "set_metrics" in t else None,
+        seeds=_seeds(t["seeds"], where) if "seeds" in t else None,
+        image_size=image_size,
+        pairs=pairs,
+        replaced_metrics=_replaced_metrics(t, where),
+    )
+
+
+def _datasets(raw: Mapping[str, Any], roles: Sequence[str], limit: int | None, where: str) -> dict[str, DatasetSpec]:
+    """Role -> dataset, the task's ``limit`` applied where a dataset sets none of its own."""
+    datasets = {}
+    for role in roles:
+        ds = _dataset(raw[role], f"{where} dataset {role!r}")
+        if limit and ds.limit is None:
+            ds = dataclasses.replace(ds, limit=limit)
+        datasets[role] = ds
+    return datasets
+
+
+def _replaced_metrics(t: Mapping[str, Any], where: str) -> frozenset[str]:
+    """The metric names a task's entries say they knowingly shadow (``replaces = true``)."""
+    replaced = set()
+    for key in ("metrics", "set_metrics"):
+        for m in t.get(key, []) if isinstance(t.get(key), list) else []:
+            if isinstance(m, dict) and "replaces" in m:
+                if not isinstance(m["replaces"], bool):
+                    raise SuiteError(f"{where}: {key} replaces must be true or false, got {m['replaces']!r}")
+                if m["replaces"]:
+                    replaced.add(m.get("metric"))
+    return frozenset(replaced)
+
+
 def parse_suite(data: Mapping[str, Any], *, source: str = "", text: str = "") -> Suite:
     """Validate a suite given as a dict (the parsed TOML): every key, type and range, each error one line
     naming the file, the task and the key."""
@@ -255,74 +337,7 @@ def parse_suite(data: Mapping[str, Any], *, source: str = "", text: str = "") ->
     raw_tasks = data.get("task", [])
     if not isinstance(raw_tasks, list):
         raise SuiteError(f"{fname}: task must be a list of [[task]] tables, got {raw_tasks!r}")
-    tasks = []
-    for i, t in enumerate(raw_tasks):
-        where = f"{fname}: task {i + 1}"
-        if not isinstance(t, dict):
-            raise SuiteError(f"{where}: a task is a [[task]] table, got {t!r}")
-        t_allowed = {"name", "datasets", "methods", "params", "metrics", "set_metrics", "seeds", "image_size",
-                     "limit", "pairs"}
-        bad = set(t) - t_allowed
-        if bad:
-            raise SuiteError(f"{where}: unknown key(s) {sorted(bad)}; allowed: {sorted(t_allowed)}")
-        try:
-            task = get_task(t.get("name", ""))
-        except ValueError as exc:
-            raise SuiteError(f"{where}: {exc}") from None
-        where = f"{where} ({task.name})"
-        raw_ds = _table(t.get("datasets", {}), where, "datasets")
-        missing = [r for r in task.roles if r not in raw_ds]
-        if missing:
-            raise SuiteError(f"{where}: datasets needs the role(s) {missing}")
-        extra = sorted(set(raw_ds) - set(task.roles))
-        if extra:
-            raise SuiteError(f"{where}: datasets has role(s) {extra} the task does not use; its roles: "
-                             f"{', '.join(task.roles)}")
-        limit = _int(t["limit"], where, "limit") if "limit" in t else None
-        datasets = {}
-        for role in task.roles:
-            ds = _dataset(raw_ds[role], f"{where} dataset {role!r}")
-            if limit and ds.limit is None:
-                ds = dataclasses.replace(ds, limit=limit)
-            datasets[role] = ds
-        methods = _methods(t.get("methods", []), where)
-        if not methods:
-            raise SuiteError(f"{where}: no methods")
-        labels = [m.display for m in methods]
-        if len(set(labels)) != len(labels):
-            raise SuiteError(f"{where}: method labels must be unique, got {labels}; set 'label'")
-        try:
-            task.params(_table(t.get("params", {}), where, "params"))
-        except ValueError as exc:
-            raise SuiteError(f"{where}: {exc}") from None
-        pairs = t.get("pairs", "product")
-        if pairs not in ("product", "zip"):
-            raise SuiteError(f"{where}: pairs must be 'product' or 'zip', got {pairs!r}")
-        image_size = None
-        if "image_size" in t:
-            image_size = _int(t["image_size"], where, "image_size", hi=MAX_IMAGE_SIZE,
-                              what=f"a positive integer up to {MAX_IMAGE_SIZE}")
-            if image_size < task.min_size:
-                raise SuiteError(f"{where}: image_size must be at least {task.min_size} for task {task.name}, "
-                                 f"got {image_size}")
-        refs = task.roles  # every task's references are its input roles (texbench.tasks)
-        replaced = set()
-        for key in ("metrics", "set_metrics"):
-            for m in t.get(key, []) if isinstance(t.get(key), list) else []:
-                if isinstance(m, dict) and "replaces" in m:
-                    if not isinstance(m["replaces"], bool):
-                        raise SuiteError(f"{where}: {key} replaces must be true or false, got {m['replaces']!r}")
-                    if m["replaces"]:
-                        replaced.add(m.get("metric"))
-        tasks.append(TaskSpec(
-            task=task.name, datasets=datasets, methods=tuple(methods), params=dict(t.get("params", {})),
-            metrics=_metric_uses(t["metrics"], where, "metrics", (*refs, "seeds")) if "metrics" in t else None,
-            set_metrics=_metric_uses(t["set_metrics"], where, "set_metrics", refs) if "set_metrics" in t else None,
-            seeds=_seeds(t["seeds"], where) if "seeds" in t else None,
-            image_size=image_size,
-            pairs=pairs,
-            replaced_metrics=frozenset(replaced),
-        ))
+    tasks = [_task_spec(t, f"{fname}: task {i + 1}") for i, t in enumerate(raw_tasks)]
     if not tasks:
         raise SuiteError(f"{fname}: the suite has no [[task]]")
     allow = data.get("allow_random_init", False)
@@ -397,6 +412,77 @@ def _job_key(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+def _resolve_methods(suite: Suite, spec: TaskSpec, task: Any) -> list[tuple[MethodSpec, Any, dict[str, Any]]]:
+    """(method entry, class, resolved params) per method, and the task's metrics checked for shadowing:
+    done before any image is loaded, so a typo fails first."""
+    from texbench import registry
+
+    methods = []
+    for m in spec.methods:
+        shadowed = registry.synthesizers.shadowed(m.name)
+        if shadowed and not m.replaces:
+            raise SuiteError(f"{suite.source}: task {task.name}, method {m.display}: {shadowed}; set "
+                             "replaces = true on the method entry to use it anyway")
+        try:
+            cls = registry.synthesizers.get(m.name)
+            params = cls.from_config(m.preset, m.params).params_dict()
+        except (registry.PluginError, ValueError, TypeError) as exc:
+            raise SuiteError(f"{suite.source}: task {task.name}, method {m.display}: {exc}") from None
+        if task.name not in cls.tasks:
+            raise SuiteError(f"method {m.name!r} does not support task {task.name!r} "
+                             f"(it supports {', '.join(cls.tasks)})")
+        methods.append((m, cls, params))
+    uses = [*(spec.metrics if spec.metrics is not None else task.default_metrics),
+            *(spec.set_metrics if spec.set_metrics is not None else task.set_metrics)]
+    for name in dict.fromkeys(u.metric for u in uses):
+        shadowed = registry.metrics.shadowed(name)
+        if shadowed and name not in spec.replaced_metrics:
+            raise SuiteError(f"{suite.source}: task {task.name}: {shadowed}; list it in the task's metrics "
+                             "with replaces = true to use it anyway")
+    return methods
+
+
+def _load_role(spec: TaskSpec, task: Any, role: str, data_root: Path | None,
+               on_bad_input) -> list[tuple[str, torch.Tensor] | None]:
+    """One role's listing in order, with None where an input is unusable (zip pairs by position)."""
+    from texbench.imageio import ImageError
+    from texbench.tasks import center_crop_resize
+
+    listing: list[tuple[str, torch.Tensor] | None] = []
+    for it in spec.datasets[role].load(data_root):
+        try:
+            img = it.load()
+            # checked on the original: a 1x1 image upscaled to image_size is still not an input
+            if min(img.shape[-2:]) < task.min_size:
+                raise ImageError(f"{it.source or it.id}: image is {img.shape[-1]}x{img.shape[-2]}, "
+                                 f"smaller than the {task.min_size}x{task.min_size} task {task.name} needs")
+            if spec.image_size:
+                img = center_crop_resize(img, spec.image_size)
+            listing.append((it.id, img))
+        except (ImageError, OSError, ValueError) as exc:
+            if on_bad_input is None:
+                raise
+            on_bad_input(task.name, spec.datasets[role].display, it.id, str(exc))
+            listing.append(None)
+    return listing
+
+
+def _combinations(suite: Suite, spec: TaskSpec, task: Any, loaded: Mapping[str, list]) -> list[tuple]:
+    """The inputs of each job: one image per role, paired as the task's ``pairs`` says."""
+    good = {r: [x for x in loaded[r] if x is not None] for r in task.roles}
+    if len(task.roles) == 1:
+        return [((task.roles[0], x),) for x in good[task.roles[0]]]
+    if spec.pairs == "zip":
+        counts = {r: len(loaded[r]) for r in task.roles}
+        if len(set(counts.values())) > 1:
+            raise SuiteError(f"{suite.source}: task {task.name}: pairs = 'zip' needs listings of equal length, "
+                             "got " + " and ".join(f"{n} {r} images ({spec.datasets[r].display})"
+                                                   for r, n in counts.items()))
+        return [tuple(zip(task.roles, xs)) for xs in zip(*(loaded[r] for r in task.roles))
+                if all(x is not None for x in xs)]
+    return [tuple(zip(task.roles, xs)) for xs in itertools.product(*(good[r] for r in task.roles))]
+
+
 def expand(suite: Suite, *, data_root: Path | None = None, on_bad_input=None) -> list[Job]:
     """Every job of the suite, with its inputs built (datasets loaded, degradations applied).
 
@@ -406,74 +492,18 @@ def expand(suite: Suite, *, data_root: Path | None = None, on_bad_input=None) ->
         on_bad_input: ``callback(task, dataset, item, message)`` for images that cannot be used; they are
             skipped (and recorded by the runner) rather than stopping the whole benchmark.
     """
-    from texbench import registry
-    from texbench.imageio import ImageError, image_hash
+    from texbench.imageio import image_hash
     from texbench.params import params_to_dict
-    from texbench.tasks import center_crop_resize
 
     jobs: list[Job] = []
     for spec in suite.tasks:
         task = get_task(spec.task)
-        methods = []
-        for m in spec.methods:  # resolved first, so a typo fails before any image is loaded
-            shadowed = registry.synthesizers.shadowed(m.name)
-            if shadowed and not m.replaces:
-                raise SuiteError(f"{suite.source}: task {task.name}, method {m.display}: {shadowed}; set "
-                                 "replaces = true on the method entry to use it anyway")
-            try:
-                cls = registry.synthesizers.get(m.name)
-                params = cls.from_config(m.preset, m.params).params_dict()
-            except (registry.PluginError, ValueError, TypeError) as exc:
-                raise SuiteError(f"{suite.source}: task {task.name}, method {m.display}: {exc}") from None
-            if task.name not in cls.tasks:
-                raise SuiteError(f"method {m.name!r} does not support task {task.name!r} "
-                                 f"(it supports {', '.join(cls.tasks)})")
-            methods.append((m, cls, params))
-        uses = [*(spec.metrics if spec.metrics is not None else task.default_metrics),
-                *(spec.set_metrics if spec.set_metrics is not None else task.set_metrics)]
-        for name in dict.fromkeys(u.metric for u in uses):
-            shadowed = registry.metrics.shadowed(name)
-            if shadowed and name not in spec.replaced_metrics:
-                raise SuiteError(f"{suite.source}: task {task.name}: {shadowed}; list it in the task's metrics "
-                                 "with replaces = true to use it anyway")
+        methods = _resolve_methods(suite, spec, task)
         tparams = task.params(spec.params)
         tparams_dict = params_to_dict(tparams)
-        # per role, the listing in order with None where an input is unusable (zip pairs by position)
-        loaded: dict[str, list[tuple[str, torch.Tensor] | None]] = {}
-        for role in task.roles:
-            listing: list[tuple[str, torch.Tensor] | None] = []
-            for it in spec.datasets[role].load(data_root):
-                try:
-                    img = it.load()
-                    # checked on the original: a 1x1 image upscaled to image_size is still not an input
-                    if min(img.shape[-2:]) < task.min_size:
-                        raise ImageError(f"{it.source or it.id}: image is {img.shape[-1]}x{img.shape[-2]}, "
-                                         f"smaller than the {task.min_size}x{task.min_size} task {task.name} needs")
-                    if spec.image_size:
-                        img = center_crop_resize(img, spec.image_size)
-                    listing.append((it.id, img))
-                except (ImageError, OSError, ValueError) as exc:
-                    if on_bad_input is None:
-                        raise
-                    on_bad_input(task.name, spec.datasets[role].display, it.id, str(exc))
-                    listing.append(None)
-            loaded[role] = listing
-        combos: list[tuple[tuple[str, tuple[str, torch.Tensor]], ...]]
-        good = {r: [x for x in loaded[r] if x is not None] for r in task.roles}
-        if len(task.roles) == 1:
-            combos = [((task.roles[0], x),) for x in good[task.roles[0]]]
-        elif spec.pairs == "zip":
-            counts = {r: len(loaded[r]) for r in task.roles}
-            if len(set(counts.values())) > 1:
-                raise SuiteError(f"{suite.source}: task {task.name}: pairs = 'zip' needs listings of equal length, "
-                                 "got " + " and ".join(f"{n} {r} images ({spec.datasets[r].display})"
-                                                       for r, n in counts.items()))
-            combos = [tuple(zip(task.roles, xs)) for xs in zip(*(loaded[r] for r in task.roles))
-                      if all(x is not None for x in xs)]
-        else:
-            combos = [tuple(zip(task.roles, xs)) for xs in itertools.product(*(good[r] for r in task.roles))]
+        loaded = {role: _load_role(spec, task, role, data_root, on_bad_input) for role in task.roles}
         seeds = spec.seeds or suite.seeds
-        for combo in combos:
+        for combo in _combinations(suite, spec, task, loaded):
             item = "+".join(x[0] for _, x in combo)
             images = {role: x[1] for role, x in combo}
             hashes = {role: image_hash(img) for role, img in images.items()}
