@@ -42,6 +42,8 @@ class Synthesizer(abc.ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     Params: ClassVar[type] = NoParams
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: style task: whether the method interpolates between several style images (``TaskInput.styles``)
+    style_interpolation: ClassVar[bool] = False
 
     def __init__(self, params: Any = None) -> None:
         if params is None:
