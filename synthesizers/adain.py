@@ -44,7 +44,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,7 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
-from texbench.nets.adain import ENCODER_LAYER, AdaINDecoder, adain_encoder
+from texbench.nets.adain import ENCODER_LAYER, AdaINDecoder, adain_networks
 from texbench.nets.vgg19 import VGG19Features
 from texbench.ops.color import match_color
 from texbench.ops.resize import resize
@@ -65,8 +64,10 @@ __all__ = [
     "AdaINParams",
     "adain",
     "adain_transfer",
+    "check_images",
     "mean_std",
     "normalised_weights",
+    "reflect_pad_to",
     "resize_shorter",
 ]
 
@@ -134,6 +135,23 @@ def resize_shorter(image: torch.Tensor, side: int) -> torch.Tensor:
     return resize(image, (max(1, round(h * s)), max(1, round(w * s))))
 
 
+def reflect_pad_to(image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad ``(N, C, H, W)`` at the bottom and right so that H and W are multiples of ``multiple``."""
+    pad_h, pad_w = -image.shape[-2] % multiple, -image.shape[-1] % multiple
+    return F.pad(image, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else image
+
+
+def check_images(content: torch.Tensor, styles: Sequence[torch.Tensor]) -> None:
+    """Raise ``ValueError`` naming the argument unless every image is ``(3, H, W)`` with sides ≥ 16."""
+    if not styles:
+        raise ValueError("styles must hold at least one style image")
+    for name, img in (("content", content), *((f"styles[{k}]", s) for k, s in enumerate(styles))):
+        if img.ndim != 3 or img.shape[0] != 3:
+            raise ValueError(f"{name} must have shape (3, H, W), got {tuple(img.shape)}")
+        if min(img.shape[-2:]) < MIN_SIDE:
+            raise ValueError(f"{name} is {img.shape[-1]}x{img.shape[-2]}: needs sides of at least {MIN_SIDE} px")
+
+
 def adain_transfer(
     encoder: VGG19Features,
     decoder: AdaINDecoder,
@@ -160,17 +178,10 @@ def adain_transfer(
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    if not styles:
-        raise ValueError("styles must hold at least one style image")
+    check_images(content, styles)
     w = normalised_weights(weights, len(styles))
-    for name, img in (("content", content), *((f"styles[{k}]", s) for k, s in enumerate(styles))):
-        if img.ndim != 3 or img.shape[0] != 3:
-            raise ValueError(f"{name} must have shape (3, H, W), got {tuple(img.shape)}")
-        if min(img.shape[-2:]) < MIN_SIDE:
-            raise ValueError(f"{name} is {img.shape[-1]}x{img.shape[-2]}: AdaIN needs sides of at least {MIN_SIDE} px")
     h, wd = content.shape[-2:]
-    pad_h, pad_w = -h % 8, -wd % 8
-    x = F.pad(content[None], (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else content[None]
+    x = reflect_pad_to(content[None], 8)
     with torch.no_grad():
         c_feat = encoder(x)[ENCODER_LAYER]
         t = torch.zeros_like(c_feat)
@@ -205,12 +216,6 @@ class AdaINParams(Params):
             raise ValueError(f"style_size must be 0 or at least {MIN_SIDE}, got {self.style_size}")
 
 
-@functools.lru_cache(maxsize=4)
-def _networks(device: str, random_ok: bool) -> tuple[VGG19Features, AdaINDecoder]:
-    # random_ok is part of the key so that switching the fallback on or off never reuses the other nets
-    return adain_encoder().to(device), AdaINDecoder().to(device)
-
-
 class AdaIN(Synthesizer):
     """AdaIN style transfer with the authors' encoder and decoder (one forward pass, no training).
 
@@ -232,9 +237,7 @@ class AdaIN(Synthesizer):
     style_interpolation = True
 
     def _nets(self, device: torch.device) -> tuple[VGG19Features, AdaINDecoder]:
-        from texbench.weights import random_init_allowed
-
-        nets = _networks(str(torch.device(device)), random_init_allowed())
+        nets = adain_networks(device)
         self._provenance = {"vgg19-normalised": nets[0].provenance, "adain-decoder": nets[1].provenance}
         return nets
 

@@ -32,7 +32,7 @@ from texbench.nets.pretrained import load_pretrained
 from texbench.nets.vgg19 import VGG19Features
 from texbench.weights import PyPISource, WeightSpec, register_spec
 
-__all__ = ["ADAIN_DECODER", "ENCODER_LAYER", "AdaINDecoder", "adain_encoder"]
+__all__ = ["ADAIN_DECODER", "ENCODER_LAYER", "AdaINDecoder", "adain_encoder", "adain_networks"]
 
 ADAIN_DECODER = register_spec(
     WeightSpec(
@@ -151,3 +151,17 @@ def adain_encoder(*, weights_path: str | Path | None = None, random_seed: int = 
         random_seed=random_seed,
         channels_last=False,
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_networks(device: str, random_ok: bool) -> tuple[VGG19Features, AdaINDecoder]:
+    # random_ok is part of the key so that switching the fallback on or off never reuses the other nets
+    return adain_encoder().to(device), AdaINDecoder().to(device)
+
+
+def adain_networks(device: torch.device | str) -> tuple[VGG19Features, AdaINDecoder]:
+    """The shared, frozen encoder and decoder on ``device`` (built once per process, device and
+    random-init policy; never moved afterwards)."""
+    from texbench.weights import random_init_allowed
+
+    return _shared_networks(str(torch.device(device)), random_init_allowed())
