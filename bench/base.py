@@ -47,6 +47,8 @@ class Synthesizer(abc.ABC):
     registered: ClassVar[bool | str] = True
     Params: ClassVar[type] = NoParams
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: style task: whether the method interpolates between several style images (``TaskInput.styles``)
+    style_interpolation: ClassVar[bool] = False
 
     def __init__(self, params: Any = None) -> None:
         if params is None:

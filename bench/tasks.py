@@ -64,6 +64,9 @@ class TaskInput:
         image: texture exemplar (``texture``) or the degraded image (``denoise``, ``sr4``), ``(3, h, w)``.
         content: content image (``style``), ``(3, H, W)``; the output has its size.
         style: style image (``style``), ``(3, h, w)``, any size.
+        styles: ``style`` only: several style images to interpolate between (``texbench synth`` with
+            ``--style`` repeated; ``style`` is then the first). Empty in benchmarks, where each job has one
+            style image. Only methods with ``style_interpolation = True`` accept more than one.
         degradation: the degradation's parameters (restoration tasks), e.g. ``{"sigma": 25.0}``.
         mask: ``inpaint`` only: float ``(1, H, W)``, 1 where a pixel is known and 0 where it is missing
             (missing pixels of ``image`` are 0).
@@ -75,6 +78,7 @@ class TaskInput:
     image: torch.Tensor | None = None
     content: torch.Tensor | None = None
     style: torch.Tensor | None = None
+    styles: tuple[torch.Tensor, ...] = ()
     degradation: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     mask: torch.Tensor | None = None
 

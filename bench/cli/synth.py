@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,10 +16,10 @@ if TYPE_CHECKING:
 __all__ = ["command", "task_input"]
 
 
-def task_input(task: Task, input_: str | None, content: str | None, style: str | None, mask: str | None,
-               size: int | None, sigma: float | None) -> TaskInput:
+def task_input(task: Task, input_: str | None, content: str | None, style: str | Sequence[str] | None,
+               mask: str | None, size: int | None, sigma: float | None) -> TaskInput:
     """The :class:`~texbench.tasks.TaskInput` of ``task`` built from the user's files (the ``synth``
-    options of the same names).
+    options of the same names; ``style`` may name several files, which then fill ``TaskInput.styles``).
 
     Raises:
         click.UsageError: a file the task needs was not given, or the mask does not fit the input.
@@ -30,8 +31,11 @@ def task_input(task: Task, input_: str | None, content: str | None, style: str |
     if task.name == "style":
         if not (content and style):
             raise click.UsageError("the style task needs --content and --style")
-        c, st = load_image(content, min_size=task.min_size), load_image(style, min_size=task.min_size)
-        return TaskInput("style", Path(content).stem, tuple(c.shape[-2:]), content=c, style=st)
+        paths = [style] if isinstance(style, str) else list(style)
+        c = load_image(content, min_size=task.min_size)
+        sts = [load_image(s, min_size=task.min_size) for s in paths]
+        return TaskInput("style", Path(content).stem, tuple(c.shape[-2:]), content=c, style=sts[0],
+                         styles=tuple(sts) if len(sts) > 1 else ())
     if not input_:
         raise click.UsageError(f"the {task.name} task needs --input")
     img = load_image(input_, min_size=2 if task.name == "sr4" else task.min_size)
@@ -79,7 +83,9 @@ def _check_output_path(path: Path) -> None:
 @click.option("--input", "input_", type=click.Path(exists=True, dir_okay=False),
               help="Exemplar (texture) or the already degraded image (denoise, sr4).")
 @click.option("--content", type=click.Path(exists=True, dir_okay=False), help="Content image (style).")
-@click.option("--style", type=click.Path(exists=True, dir_okay=False), help="Style image (style).")
+@click.option("--style", type=click.Path(exists=True, dir_okay=False), multiple=True,
+              help="Style image (style); repeat it to interpolate between styles (methods that can, e.g. "
+                   "adain, with --param style_weights=...).")
 @click.option("--mask", type=click.Path(exists=True, dir_okay=False),
               help="Known-pixel mask (inpaint): white = known, black = to fill; same size as --input.")
 @click.option("--size", type=click.IntRange(min=1), help="Texture output side in pixels [default: the exemplar's size].")
@@ -107,6 +113,8 @@ def command(method, task, input_, content, style, mask, size, sigma, seed, prese
     cls = registry.synthesizers.get(method)
     if t.name not in cls.tasks:
         raise click.ClickException(f"{method} does not support task {task!r} (it supports {', '.join(cls.tasks)})")
+    if len(style) > 1 and not cls.style_interpolation:
+        raise click.UsageError(f"{method} takes one --style (it does not interpolate between styles)")
     s = cls.from_config(preset, parse_params(params))
     with pixel_budget(max_pixels):
         inp = task_input(t, input_, content, style, mask, size, sigma)
