@@ -15,13 +15,12 @@ References:
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
 
 import torch
 
 from texbench.metrics.checks import check_pair
 from texbench.metrics.vgg_feature_metric import VGGFeatureMetric
-from texbench.nets.vgg19 import LAYER_NAMES, STYLE_LAYERS, VGG19Features
+from texbench.nets.vgg19 import LAYER_NAMES, STYLE_LAYERS, VGG19Features, VGGPadding, VGGPooling, VGGWeights
 from texbench.ops.gram import GramNorm, LayerWeights, gram_matrix, style_loss
 from texbench.params import Params, param
 
@@ -71,9 +70,9 @@ def gram_distance(
 class GramDistanceParams(Params):
     """Parameters of :class:`GramDistance` (defaults: Gatys et al.'s style representation)."""
 
-    weights: Literal["normalised", "imagenet"] = "normalised"
-    pooling: Literal["avg", "max"] = "avg"
-    padding: Literal["zeros", "reflect"] = "zeros"
+    weights: VGGWeights = "normalised"
+    pooling: VGGPooling = "avg"
+    padding: VGGPadding = "zeros"
     layers: tuple[str, ...] = param(STYLE_LAYERS, nonempty=True, choices=LAYER_NAMES)
     gram_norm: GramNorm = "positions"
     layer_weights: LayerWeights = "inverse-channels"

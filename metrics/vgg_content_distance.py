@@ -12,13 +12,12 @@ References:
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
 
 import torch
 
 from texbench.metrics.checks import check_pair
 from texbench.metrics.vgg_feature_metric import VGGFeatureMetric
-from texbench.nets.vgg19 import CONTENT_LAYER, LAYER_NAMES, VGG19Features
+from texbench.nets.vgg19 import CONTENT_LAYER, LAYER_NAMES, VGG19Features, VGGPadding, VGGPooling, VGGWeights
 from texbench.params import Params, param
 
 __all__ = ["VGGContentDistance", "VGGContentDistanceParams", "vgg_content_distance"]
@@ -55,9 +54,9 @@ class VGGContentDistanceParams(Params):
     """Parameters of :class:`VGGContentDistance` (defaults: Gatys et al.'s content representation)."""
 
     layer: str = param(CONTENT_LAYER, choices=LAYER_NAMES)
-    weights: Literal["normalised", "imagenet"] = "normalised"
-    pooling: Literal["avg", "max"] = "avg"
-    padding: Literal["zeros", "reflect"] = "zeros"
+    weights: VGGWeights = "normalised"
+    pooling: VGGPooling = "avg"
+    padding: VGGPadding = "zeros"
 
 
 class VGGContentDistance(VGGFeatureMetric):

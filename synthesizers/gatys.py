@@ -53,7 +53,15 @@ import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
-from texbench.nets.vgg19 import CONTENT_LAYER, LAYER_NAMES, STYLE_LAYERS, VGG19Features
+from texbench.nets.vgg19 import (
+    CONTENT_LAYER,
+    LAYER_NAMES,
+    STYLE_LAYERS,
+    VGG19Features,
+    VGGPadding,
+    VGGPooling,
+    VGGWeights,
+)
 from texbench.ops.color import rgb_to_yiq, yiq_to_rgb
 from texbench.ops.gram import GramNorm, LayerWeights, gram_matrix, style_loss
 from texbench.ops.resize import resize
@@ -93,9 +101,9 @@ class GatysParams(Params):
             The budget is split equally between levels.
     """
 
-    weights: Literal["normalised", "imagenet"] = "normalised"
-    pooling: Literal["avg", "max"] = "avg"
-    padding: Literal["zeros", "reflect"] = "zeros"
+    weights: VGGWeights = "normalised"
+    pooling: VGGPooling = "avg"
+    padding: VGGPadding = "zeros"
     style_layers: tuple[str, ...] = param(STYLE_LAYERS, nonempty=True, choices=LAYER_NAMES)
     content_layer: str = param(CONTENT_LAYER, choices=LAYER_NAMES)
     gram_norm: GramNorm = "positions"
@@ -427,9 +435,9 @@ class VGGInversionParams(Params):
     """
 
     layer: str = param(CONTENT_LAYER, choices=LAYER_NAMES)
-    weights: Literal["normalised", "imagenet"] = "normalised"
-    pooling: Literal["avg", "max"] = "avg"
-    padding: Literal["zeros", "reflect"] = "zeros"
+    weights: VGGWeights = "normalised"
+    pooling: VGGPooling = "avg"
+    padding: VGGPadding = "zeros"
     optimizer: Optimizer = "lbfgs-b"
     max_evals: int = param(500, ge=1)
     history_size: int = param(100, ge=1)

@@ -77,7 +77,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
-from texbench.nets.vgg19 import LAYER_NAMES, STYLE_LAYERS, VGG19Features
+from texbench.nets.vgg19 import LAYER_NAMES, STYLE_LAYERS, VGG19Features, VGGPadding, VGGPooling, VGGWeights
 from texbench.ops.gram import GramNorm, LayerWeights, gram_matrix, style_loss
 from texbench.params import Params, param
 from texbench.trained import calibrate_batch_norm, subsample_curve
@@ -145,9 +145,9 @@ class TextureNetworksParams(Params):
     lr_decay_every: int = param(200, ge=1)
     calibration_batches: int = param(4, ge=0)
     train_seed: int = 0
-    weights: Literal["normalised", "imagenet"] = "normalised"
-    pooling: Literal["avg", "max"] = "avg"
-    vgg_padding: Literal["zeros", "reflect"] = "zeros"
+    weights: VGGWeights = "normalised"
+    pooling: VGGPooling = "avg"
+    vgg_padding: VGGPadding = "zeros"
     style_layers: tuple[str, ...] = param(STYLE_LAYERS, nonempty=True, choices=LAYER_NAMES)
     gram_norm: GramNorm = "positions"
     layer_weights: LayerWeights = "inverse-channels"

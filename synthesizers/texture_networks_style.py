@@ -89,13 +89,21 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from texbench.base import Synthesizer
-from texbench.nets.vgg19 import CONTENT_LAYER, LAYER_NAMES, STYLE_LAYERS, VGG19Features
+from texbench.nets.vgg19 import (
+    CONTENT_LAYER,
+    LAYER_NAMES,
+    STYLE_LAYERS,
+    VGG19Features,
+    VGGPadding,
+    VGGPooling,
+    VGGWeights,
+)
 from texbench.ops.gram import GramNorm, LayerWeights, gram_matrix, style_loss
 from texbench.params import Params, param
 from texbench.synthesizers.texture_networks import (
@@ -177,9 +185,9 @@ class TextureNetworksStyleParams(Params):
     layer_weights: LayerWeights = "inverse-channels"
     calibration_batches: int = param(4, ge=0)
     train_seed: int = 0
-    weights: Literal["normalised", "imagenet"] = "normalised"
-    pooling: Literal["avg", "max"] = "avg"
-    vgg_padding: Literal["zeros", "reflect"] = "zeros"
+    weights: VGGWeights = "normalised"
+    pooling: VGGPooling = "avg"
+    vgg_padding: VGGPadding = "zeros"
 
     def __post_init__(self) -> None:
         super().__post_init__()

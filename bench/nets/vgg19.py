@@ -39,6 +39,9 @@ from texbench.nets.pretrained import load_pretrained
 from texbench.weights import PyPISource, UrlSource, WeightSpec, register_spec
 
 __all__ = [
+    "VGGPadding",
+    "VGGPooling",
+    "VGGWeights",
     "CONTENT_LAYER",
     "LAYER_NAMES",
     "STYLE_LAYERS",
@@ -52,6 +55,10 @@ __all__ = [
 WeightsName = Literal["normalised", "imagenet"]
 Pooling = Literal["avg", "max"]
 Padding = Literal["zeros", "reflect"]
+#: The choices every VGG-based method and metric offers, declared once (their parameter classes use these)
+VGGWeights = WeightsName
+VGGPooling = Pooling
+VGGPadding = Padding
 
 VGG19_NORMALISED = register_spec(
     WeightSpec(
