@@ -122,6 +122,9 @@ class Metric(abc.ABC):
     #: self-comparison is a total copy)
     identity_is_best: ClassVar[bool] = True
     references: ClassVar[str] = ""
+    #: bump whenever values change for the same inputs and params: stored with every score, and a
+    #: stored score of another version is recomputed by the runner, never reused
+    version: ClassVar[str] = "1"
     Params: ClassVar[type] = NoParams
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 

@@ -1,4 +1,4 @@
-"""Inception features for FID, KID and SiFID: batched extraction through the shared feature cache,
+"""Inception features for FID, KID, sFID and SiFID: batched extraction through the shared feature cache,
 and the random-crop protocol of the texture task.
 
 One call extracts every requested block of the FID Inception network in one pass for the images
@@ -24,12 +24,20 @@ from texbench.base import Metric
 from texbench.metrics.checks import check_images
 from texbench.metrics.feature_cache import FeatureCache, default_cache, image_key
 from texbench.nets import inception
-from texbench.nets.inception import BLOCK_DIMS, FID_INCEPTION, ResizeMode, load_fid_inception, resize_input
+from texbench.nets.inception import (
+    BLOCK_DIMS,
+    FID_INCEPTION,
+    TAPS,
+    ResizeMode,
+    load_fid_inception,
+    resize_input,
+)
 
 __all__ = ["EXTRACTOR_VERSION", "InceptionSetMetric", "extract_features", "random_crops"]
 
-#: bumped whenever extracted values change for the same weights and inputs (invalidates disk caches)
-EXTRACTOR_VERSION = "1"
+#: bumped whenever extracted values change for the same weights and inputs (invalidates disk caches).
+#: 2: SiFID's pre-pool taps (``conv2d_2b``, ``conv2d_4a``) and sFID's ``mixed_6d_1x1_7`` were added.
+EXTRACTOR_VERSION = "2"
 DEFAULT_BATCH_SIZE = 32
 
 
@@ -40,18 +48,19 @@ def _net_id(provenance: str) -> str:
 def extract_features(
     images: Sequence[torch.Tensor],
     *,
-    dims: Sequence[int] = (2048,),
+    dims: Sequence[int | str] = (2048,),
     resize: ResizeMode = "pytorch-fid",
     device: torch.device | str = "cpu",
     batch_size: int = DEFAULT_BATCH_SIZE,
     cache: FeatureCache | None = None,
     weights_path=None,
-) -> tuple[dict[int, list[np.ndarray]], str]:
+) -> tuple[dict[int | str, list[np.ndarray]], str]:
     """FID-Inception features of each image at each requested block, through the feature cache.
 
     Args:
         images: float ``(3, H, W)`` RGB images in [0, 1], any sizes.
-        dims: blocks (64, 192, 768, 2048), all computed in one pass.
+        dims: blocks (64, 192, 768, 2048) and named taps (:data:`texbench.nets.inception.TAPS`), all
+            computed in one pass.
         resize: preprocessing, ``"pytorch-fid"``, ``"clean"`` or ``"none"`` (native size, as SiFID).
         device: where the network runs.
         batch_size: images per forward pass (results do not depend on it).
@@ -60,12 +69,12 @@ def extract_features(
 
     Returns:
         ``({dim: [features per image]}, provenance)``: float32 arrays ``(2048,)`` for pool3 and
-        ``(C, h, w)`` for the spatial blocks; the provenance of the weights.
+        ``(C, h, w)`` for the spatial blocks and taps; the provenance of the weights.
     """
     imgs = check_images(images, "images")
-    dims = sorted({int(d) for d in dims})
-    if not dims or any(d not in BLOCK_DIMS for d in dims):
-        raise ValueError(f"dims must be a non-empty subset of {BLOCK_DIMS}, got {dims}")
+    dims = list(dict.fromkeys(d if isinstance(d, str) else int(d) for d in dims))
+    if not dims or any(d not in BLOCK_DIMS + TAPS for d in dims):
+        raise ValueError(f"dims must be a non-empty subset of {BLOCK_DIMS + TAPS}, got {dims}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     cache = default_cache() if cache is None else cache
@@ -73,7 +82,7 @@ def extract_features(
     persistent = not prov.startswith("random-init")
     keys = [image_key(img) for img in imgs]
     prefix = f"{_net_id(prov)}/{resize}"
-    found: dict[tuple[int, str], np.ndarray] = {}
+    found: dict[tuple[int | str, str], np.ndarray] = {}
     todo: dict[str, torch.Tensor] = {}
     for img, key in zip(imgs, keys, strict=True):
         for d in dims:

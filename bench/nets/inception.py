@@ -28,6 +28,15 @@ One forward pass returns every block a caller asks for and stops after the deepe
 * ``768``: the 17×17 maps fed to the auxiliary classifier (block 2);
 * ``2048``: the pool3 vector, global average of the last block (block 3), shape ``(N, 2048)``.
 
+and the named taps (:data:`TAPS`) other metrics need from the same pass:
+
+* ``"conv2d_2b"``: the 64 channels of ``Conv2d_2b_3x3`` *before* the first max-pool (SinGAN's SIFID
+  block 0, ``--dims 64``);
+* ``"conv2d_4a"``: the 192 channels of ``Conv2d_4a_3x3`` *before* the second max-pool (SinGAN's SIFID
+  block 1, ``--dims 192``: "the convolutional layer just before the second pooling layer");
+* ``"mixed_6d_1x1_7"``: the first 7 channels of ``Mixed_6d.branch1x1`` after batch norm and ReLU, the TF
+  graph's ``mixed_6/conv`` sliced ``[..., :7]`` as sFID (Nash et al. 2021) takes it; 17×17 at 299×299.
+
 The 1008-way classifier (needed for the Inception Score only) is not part of this module: the verified
 weights file below does not contain it, and no FID/KID/SiFID quantity depends on it.
 
@@ -73,6 +82,7 @@ from texbench.weights import PyPISource, WeightsError, WeightSpec, register_spec
 __all__ = [
     "BLOCK_DIMS",
     "FID_INCEPTION",
+    "TAPS",
     "FIDInceptionV3",
     "ORIGINAL_URL",
     "ResizeMode",
@@ -104,7 +114,13 @@ FID_INCEPTION = register_spec(
 ResizeMode = Literal["pytorch-fid", "clean", "none"]
 #: Feature blocks a forward pass can return, by channel count (pytorch-fid's ``--dims``).
 BLOCK_DIMS = (64, 192, 768, 2048)
-_BLOCK_STAGE = {64: 0, 192: 1, 768: 2, 2048: 3}
+#: Named taps (module docstring): pre-pool stem maps for SiFID, the sFID slice of ``Mixed_6d``.
+TAPS = ("conv2d_2b", "conv2d_4a", "mixed_6d_1x1_7")
+#: Channels of the ``Mixed_6d.branch1x1`` output that sFID keeps (guided-diffusion's ``[..., :7]``).
+SFID_CHANNELS = 7
+_BLOCK_STAGE: dict[int | str, int] = {
+    64: 0, 192: 1, 768: 2, 2048: 3, "conv2d_2b": 0, "conv2d_4a": 1, "mixed_6d_1x1_7": 2,
+}
 BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon in the 2015 graph
 INPUT_SIZE = 299
 
@@ -237,6 +253,20 @@ def preprocess(x: torch.Tensor, resize: ResizeMode = "pytorch-fid") -> torch.Ten
 
 
 # ------------------------------------------------------------------------------------------------ network
+def _normalise_dims(dims: Iterable[int | str]) -> list[int | str]:
+    """``dims`` as a sorted list of distinct known block keys (ints first), or a one-line error."""
+    dims = list(dims)
+    wanted: set[int | str] = set()
+    for d in dims:
+        key = d if isinstance(d, str) else int(d)
+        if key not in _BLOCK_STAGE:
+            raise ValueError(f"dims must be a non-empty subset of {BLOCK_DIMS + TAPS}, got {list(dims)}")
+        wanted.add(key)
+    if not wanted:
+        raise ValueError(f"dims must be a non-empty subset of {BLOCK_DIMS + TAPS}, got []")
+    return sorted(wanted, key=lambda d: (isinstance(d, str), str(d) if isinstance(d, str) else d))
+
+
 def _relu(x: torch.Tensor) -> torch.Tensor:
     return F.relu(x, inplace=True)
 
@@ -346,10 +376,12 @@ class FIDInceptionV3(nn.Module):
         b = self._conv(p, "Mixed_6a.branch3x3dbl_3", b, stride=2)
         return torch.cat((a, b, F.max_pool2d(x, 3, 2)), 1)
 
-    def _mixed_c(self, p, blk: str, x: torch.Tensor) -> torch.Tensor:
+    def _mixed_c(self, p, blk: str, x: torch.Tensor, tap: dict | None = None) -> torch.Tensor:
         c7 = p[f"{blk}.branch7x7_1.b"].numel()
         y = F.conv2d(x, p[blk + ".in.w"], p[blk + ".in.b"])
         a, b, c, d = y.split((192, c7, c7, 192), 1)
+        if tap is not None:  # the branch1x1 output after batch norm (folded) and ReLU, first channels
+            tap[blk] = F.relu(a[:, :SFID_CHANNELS])
         b = self._conv(p, f"{blk}.branch7x7_2", _relu(b), padding=(0, 3))
         b = self._conv(p, f"{blk}.branch7x7_3", b, padding=(3, 0))
         c = self._conv(p, f"{blk}.branch7x7dbl_2", _relu(c), padding=(3, 0))
@@ -397,18 +429,19 @@ class FIDInceptionV3(nn.Module):
 
     # ------------------------------------------------------------------------------------------ forward
     def forward(
-        self, x: torch.Tensor, dims: Iterable[int] = (2048,), *, resize: ResizeMode = "pytorch-fid"
-    ) -> dict[int, torch.Tensor]:
+        self, x: torch.Tensor, dims: Iterable[int | str] = (2048,), *, resize: ResizeMode = "pytorch-fid"
+    ) -> dict[int | str, torch.Tensor]:
         """Features of ``x`` at the requested blocks.
 
         Args:
             x: float ``(N, 3, H, W)`` RGB in [0, 1]. With ``resize="none"``, H and W must be at least 75
                 for the 2048 block (and 15 / 35 for the 64 / 192 blocks).
-            dims: blocks by channel count, any of :data:`BLOCK_DIMS`.
+            dims: blocks by channel count, any of :data:`BLOCK_DIMS`, and named taps, any of :data:`TAPS`.
             resize: ``"pytorch-fid"`` (bilinear to 299×299, the default), ``"clean"`` or ``"none"``.
 
         Returns:
-            ``{dim: features}``: ``(N, C, h, w)`` float32 maps for 64, 192 and 768; ``(N, 2048)`` for 2048.
+            ``{dim: features}``: ``(N, C, h, w)`` float32 maps for 64, 192, 768 and the taps;
+            ``(N, 2048)`` for 2048.
         """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -416,10 +449,8 @@ class FIDInceptionV3(nn.Module):
             raise ValueError(f"x must have shape (N, 3, H, W), got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"x must be a float tensor in [0, 1], got {x.dtype}")
-        wanted = sorted(set(int(d) for d in dims))
-        if not wanted or any(d not in _BLOCK_STAGE for d in wanted):
-            raise ValueError(f"dims must be a non-empty subset of {BLOCK_DIMS}, got {list(dims)}")
-        last = _BLOCK_STAGE[wanted[-1]]
+        wanted = _normalise_dims(dims)
+        last = max(_BLOCK_STAGE[d] for d in wanted)
         p = self._fused_params(x.device)
         out: dict[int, torch.Tensor] = {}
         with torch.inference_mode():
@@ -427,19 +458,24 @@ class FIDInceptionV3(nn.Module):
             h = preprocess(x.float(), resize).contiguous(memory_format=torch.channels_last)
             min_side = {0: 15, 1: 35, 2: 75, 3: 75}[last]
             if min(h.shape[-2:]) < min_side:
+                deepest = max(wanted, key=lambda d: _BLOCK_STAGE[d])
                 raise ValueError(
-                    f"x is {h.shape[-1]}x{h.shape[-2]} after resizing; block {wanted[-1]} needs at least "
+                    f"x is {h.shape[-1]}x{h.shape[-2]} after resizing; block {deepest} needs at least "
                     f"{min_side}x{min_side}"
                 )
             h = self._conv(p, "Conv2d_1a_3x3", h, stride=2)
             h = self._conv(p, "Conv2d_2a_3x3", h)
             h = self._conv(p, "Conv2d_2b_3x3", h, padding=1)
+            if "conv2d_2b" in wanted:
+                out["conv2d_2b"] = h.clone()
             h = F.max_pool2d(h, 3, 2)
             if 64 in wanted:
                 out[64] = h.clone()
             if last >= 1:
                 h = self._conv(p, "Conv2d_3b_1x1", h)
                 h = self._conv(p, "Conv2d_4a_3x3", h)
+                if "conv2d_4a" in wanted:
+                    out["conv2d_4a"] = h.clone()
                 h = F.max_pool2d(h, 3, 2)
                 if 192 in wanted:
                     out[192] = h.clone()
@@ -448,8 +484,11 @@ class FIDInceptionV3(nn.Module):
                 h = self._mixed_a(p, "Mixed_5c", h)
                 h = self._mixed_a(p, "Mixed_5d", h)
                 h = self._mixed_b(p, h)
+                tap: dict[str, torch.Tensor] | None = {} if "mixed_6d_1x1_7" in wanted else None
                 for blk in ("Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"):
-                    h = self._mixed_c(p, blk, h)
+                    h = self._mixed_c(p, blk, h, tap if blk == "Mixed_6d" else None)
+                if tap is not None:
+                    out["mixed_6d_1x1_7"] = tap["Mixed_6d"]
                 if 768 in wanted:
                     out[768] = h.clone()
             if last >= 3:
