@@ -33,12 +33,15 @@ from texbench.nets.inception import (
     resize_input,
 )
 
-__all__ = ["EXTRACTOR_VERSION", "InceptionSetMetric", "extract_features", "random_crops"]
+__all__ = ["EXTRACTOR_VERSION", "SET_FEATURES", "InceptionSetMetric", "extract_features", "random_crops"]
 
 #: bumped whenever extracted values change for the same weights and inputs (invalidates disk caches).
 #: 2: SiFID's pre-pool taps (``conv2d_2b``, ``conv2d_4a``) and sFID's ``mixed_6d_1x1_7`` were added.
 EXTRACTOR_VERSION = "2"
 DEFAULT_BATCH_SIZE = 32
+#: what every set metric's pass extracts, so FID, KID and sFID on the same images share one pass:
+#: pool3 (FID, KID) and sFID's 7 × 17 × 17 slice of ``Mixed_6d.branch1x1``
+SET_FEATURES: tuple[int | str, ...] = (2048, "mixed_6d_1x1_7")
 
 
 def _net_id(provenance: str) -> str:
@@ -144,13 +147,18 @@ def random_crops(
 
 # ------------------------------------------------------------------------------ set-level metric base
 class InceptionSetMetric(Metric):
-    """Shared plumbing of the set-level Inception metrics (FID, KID): images or folders → pool3 features
-    through the feature cache, the provenance of the weights and the protocol recorded with a score.
+    """Shared plumbing of the set-level Inception metrics (FID, KID, sFID): images or folders → one
+    feature vector per image through the feature cache, the provenance of the weights and the protocol
+    recorded with a score.
 
+    Every pass extracts all of :data:`SET_FEATURES`; ``feature`` says which one the metric compares
+    (pool3 for FID and KID, ``"mixed_6d_1x1_7"`` flattened to ``feature_dim`` = 2023 for sFID).
     Subclasses' params carry ``resize``, ``crop_size`` and ``crops_per_image`` (:class:`~texbench.metrics.fid.FIDParams`).
     """
 
     kind = "set"
+    feature: int | str = 2048
+    feature_dim: int = 2048
     batch_size: int = 32
     weights_path: str | None = None
 
@@ -166,24 +174,25 @@ class InceptionSetMetric(Metric):
         }
 
     def features(self, images: Sequence[torch.Tensor], *, seed: int = 0, name: str = "images") -> np.ndarray:
-        """pool3 features ``(n, 2048)`` of ``images`` (or of their random crops), float64."""
+        """The metric's features ``(n, feature_dim)`` of ``images`` (or of their random crops), float64
+        (spatial maps flattened in ``(C, h, w)`` order)."""
         imgs = check_images(images, name)
         if self.params.crop_size:
             imgs = random_crops(imgs, self.params.crop_size, self.params.crops_per_image, seed=seed)
         if not imgs:
-            return np.zeros((0, 2048))
+            return np.zeros((0, self.feature_dim))
         feats, _ = extract_features(
             imgs,
-            dims=(2048,),
+            dims=SET_FEATURES,
             resize=self.params.resize,
             device=self.device,
             batch_size=self.batch_size,
             weights_path=self.weights_path,
         )
-        return np.stack(feats[2048]).astype(np.float64)
+        return np.stack([f.reshape(-1) for f in feats[self.feature]]).astype(np.float64)
 
     def folder_features(self, folder: str | os.PathLike, *, seed: int = 0, chunk: int = 64) -> np.ndarray:
-        """pool3 features of every image directly inside ``folder`` (sorted by name), loaded in chunks."""
+        """The metric's features of every image directly inside ``folder`` (sorted by name), in chunks."""
         from texbench.imageio import list_images, load_image
 
         files = list_images(folder)

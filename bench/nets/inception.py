@@ -82,6 +82,7 @@ from texbench.weights import PyPISource, WeightsError, WeightSpec, register_spec
 __all__ = [
     "BLOCK_DIMS",
     "FID_INCEPTION",
+    "SFID_CHANNELS",
     "TAPS",
     "FIDInceptionV3",
     "ORIGINAL_URL",
