@@ -330,8 +330,9 @@ class FIDParams(Params):
             ``crop_size × crop_size`` crops of every image (texture protocol, see
             :func:`texbench.metrics.inception_features.random_crops`).
         crops_per_image: crops per image when ``crop_size > 0``.
-        resize: ``"pytorch-fid"`` (bilinear tensor resize to 299×299, the default, as most papers) or
-            ``"clean"`` (clean-fid's PIL bicubic).
+        resize: ``"pytorch-fid"`` (bilinear tensor resize to 299×299 and ``2x - 1``, the default, as most
+            papers) or ``"clean"`` (clean-fid's clean mode: clipped float PIL bicubic and ``(v - 128) / 128``;
+            equals clean-fid 0.1.35's FID and KID, see :mod:`texbench.nets.inception`).
     """
 
     crop_size: int = param(0, ge=0)

@@ -30,14 +30,15 @@ from texbench.nets.inception import (
     TAPS,
     ResizeMode,
     load_fid_inception,
-    resize_input,
+    preprocess,
 )
 
 __all__ = ["EXTRACTOR_VERSION", "SET_FEATURES", "InceptionSetMetric", "extract_features", "random_crops"]
 
 #: bumped whenever extracted values change for the same weights and inputs (invalidates disk caches).
 #: 2: SiFID's pre-pool taps (``conv2d_2b``, ``conv2d_4a``) and sFID's ``mixed_6d_1x1_7`` were added.
-EXTRACTOR_VERSION = "2"
+#: 3: ``resize="clean"`` is clean-fid's clean mode (clipped bicubic result, ``(v - 128) / 128`` input).
+EXTRACTOR_VERSION = "3"
 DEFAULT_BATCH_SIZE = 32
 #: what every set metric's pass extracts, so FID, KID and sFID on the same images share one pass:
 #: pool3 (FID, KID) and sFID's 7 × 17 × 17 slice of ``Mixed_6d.branch1x1``
@@ -106,8 +107,8 @@ def extract_features(
         for group in groups.values():
             for start in range(0, len(group), batch_size):
                 chunk = group[start : start + batch_size]
-                batch = torch.cat([resize_input(todo[k][None].to(dev, torch.float32), resize) for k in chunk])
-                out = net(batch, dims, resize="none")
+                batch = torch.cat([preprocess(todo[k][None].to(dev, torch.float32), resize) for k in chunk])
+                out = net.forward_preprocessed(batch, dims)
                 for d, feats in out.items():
                     feats = feats.cpu().numpy()
                     for k, f in zip(chunk, feats, strict=True):

@@ -16,10 +16,15 @@ every score as ``resize``:
 * ``"pytorch-fid"`` (default): bilinear tensor resize to 299×299 (``F.interpolate``,
   ``align_corners=False``, no antialiasing) exactly as pytorch-fid does, so numbers match the papers
   that used it;
-* ``"clean"``: clean-fid's resize, PIL bicubic (antialiased) on each channel as float data;
+* ``"clean"``: clean-fid's clean mode (``cleanfid.resize.make_resizer("PIL", False, "bicubic")``): the
+  8-bit values 0..255 as float, PIL bicubic (antialiased) on each channel, clipped to [0, 255];
 * ``"none"``: the image at its own size (the network is fully convolutional; SinGAN's SIFID does this).
 
-then scaling to [-1, 1] (``2x - 1``).
+then scaling to the network's input range: ``2x - 1`` for ``"pytorch-fid"`` and ``"none"`` (pytorch-fid's
+``normalize_input``), ``(v - 128) / 128`` on the 0..255 values for ``"clean"`` (clean-fid's wrapper of
+the TorchScript network, ``InceptionV3W.forward``). The two published conventions differ by design
+(255 maps to 1 in the first and to 0.9921875 in the second; 0 to -1 in both), and each mode reproduces
+its own tool exactly, so FID computed with ``resize="clean"`` equals clean-fid's clean-mode FID.
 
 One forward pass returns every block a caller asks for and stops after the deepest one:
 
@@ -224,17 +229,23 @@ class _ConvBN(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------- preprocessing
-def _pil_bicubic(x: torch.Tensor, size: int) -> torch.Tensor:
+def _pil_bicubic_255(x: torch.Tensor, size: int) -> torch.Tensor:
+    """clean-fid's clean resize on the 0..255 scale: per channel, float PIL bicubic, clipped to [0, 255].
+
+    An 8-bit image (every ``255 x`` within 1e-4 of an integer) is resized from those exact integers, the
+    values clean-fid reads from the file."""
     import numpy as np
     from PIL import Image
 
-    arr = x.detach().to("cpu", torch.float32).mul(255.0).numpy()
+    v = x.detach().to("cpu", torch.float64).mul(255.0)
+    r = v.round()
+    arr = (r if bool((v - r).abs().max() < 1e-4) else v).float().numpy()
     out = np.empty((arr.shape[0], 3, size, size), dtype=np.float32)
     for n in range(arr.shape[0]):
         for c in range(3):
             img = Image.fromarray(arr[n, c], mode="F")
             out[n, c] = np.asarray(img.resize((size, size), resample=Image.BICUBIC), dtype=np.float32)
-    return torch.from_numpy(out).to(x.device).div_(255.0)
+    return torch.from_numpy(out.clip(0, 255)).to(x.device)
 
 
 def resize_input(x: torch.Tensor, resize: ResizeMode = "pytorch-fid") -> torch.Tensor:
@@ -242,14 +253,17 @@ def resize_input(x: torch.Tensor, resize: ResizeMode = "pytorch-fid") -> torch.T
     if resize == "pytorch-fid":
         return F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
     if resize == "clean":
-        return _pil_bicubic(x, INPUT_SIZE)
+        return _pil_bicubic_255(x, INPUT_SIZE).div_(255.0)
     if resize == "none":
         return x
     raise ValueError(f"resize must be 'pytorch-fid', 'clean' or 'none', got {resize!r}")
 
 
 def preprocess(x: torch.Tensor, resize: ResizeMode = "pytorch-fid") -> torch.Tensor:
-    """Resize (see the module docstring) and scale ``(N, 3, H, W)`` in [0, 1] to the network's [-1, 1]."""
+    """Resize and scale ``(N, 3, H, W)`` in [0, 1] to the network's input range, as the module docstring
+    says per mode: ``2x - 1``, or clean-fid's ``(v - 128) / 128`` on the 0..255 scale for ``"clean"``."""
+    if resize == "clean":
+        return (_pil_bicubic_255(x, INPUT_SIZE) - 128) / 128
     return 2 * resize_input(x, resize) - 1
 
 
@@ -450,13 +464,21 @@ class FIDInceptionV3(nn.Module):
             raise ValueError(f"x must have shape (N, 3, H, W), got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"x must be a float tensor in [0, 1], got {x.dtype}")
+        _normalise_dims(dims)  # a bad ``dims`` fails before the (slow) resize
+        with torch.inference_mode():
+            return self.forward_preprocessed(preprocess(x.float(), resize), dims)
+
+    def forward_preprocessed(
+        self, h: torch.Tensor, dims: Iterable[int | str] = (2048,)
+    ) -> dict[int | str, torch.Tensor]:
+        """Features of an input already resized and scaled by :func:`preprocess` (float ``(N, 3, H, W)``)."""
         wanted = _normalise_dims(dims)
         last = max(_BLOCK_STAGE[d] for d in wanted)
-        p = self._fused_params(x.device)
-        out: dict[int, torch.Tensor] = {}
+        p = self._fused_params(h.device)
+        out: dict[int | str, torch.Tensor] = {}
         with torch.inference_mode():
             # channels-last activations: oneDNN's (and cuDNN's) faster convolution layout
-            h = preprocess(x.float(), resize).contiguous(memory_format=torch.channels_last)
+            h = h.float().contiguous(memory_format=torch.channels_last)
             min_side = {0: 15, 1: 35, 2: 75, 3: 75}[last]
             if min(h.shape[-2:]) < min_side:
                 deepest = max(wanted, key=lambda d: _BLOCK_STAGE[d])
