@@ -97,13 +97,13 @@ def test_sfid_fid_and_kid_share_one_pass(random_weights, monkeypatch):
     from texbench.nets import inception as fe
 
     calls = []
-    forward = fe.FIDInceptionV3.forward
+    forward = fe.FIDInceptionV3.forward_preprocessed
 
     def counting(self, x, *a, **k):
         calls.append(x.shape[0])
         return forward(self, x, *a, **k)
 
-    monkeypatch.setattr(fe.FIDInceptionV3, "forward", counting)
+    monkeypatch.setattr(fe.FIDInceptionV3, "forward_preprocessed", counting)
     xs, ys = _images(3, 3), _images(4, 3)
     fid = FID().compute_sets(xs, ys)["value"]
     sfid = SFID().compute_sets(xs, ys)["value"]
