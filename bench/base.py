@@ -132,6 +132,9 @@ class Metric(abc.ABC):
     #: (a non-empty string), as for :attr:`Synthesizer.registered`.
     registered: ClassVar[bool | str] = True
     references: ClassVar[str] = ""
+    #: bump whenever values change for the same inputs and params: stored with every score, and a
+    #: stored score of another version is recomputed by the runner, never reused
+    version: ClassVar[str] = "1"
     Params: ClassVar[type] = NoParams
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 

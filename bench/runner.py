@@ -335,6 +335,7 @@ class _Metrics:
         self.device = device
         self.cache: dict[str, Any] = {}
         self.directions: dict[str, bool | None] = {}
+        self.versions: dict[str, str | None] = {}
 
     def get(self, use: MetricUse):
         from texbench import registry
@@ -362,6 +363,17 @@ class _Metrics:
                 self.directions[use.metric] = None
         return self.directions[use.metric]
 
+    def version(self, metric: str) -> str | None:
+        """The metric's current :attr:`~texbench.base.Metric.version`; None when its plugin cannot be imported."""
+        from texbench import registry
+
+        if metric not in self.versions:
+            try:
+                self.versions[metric] = str(registry.metrics.get(metric).version)
+            except Exception:  # a broken plugin: its stored scores stay as they are
+                self.versions[metric] = None
+        return self.versions[metric]
+
 
 def _load_output(store: Store, rel: str) -> torch.Tensor:
     from texbench.imageio import load_image
@@ -384,8 +396,8 @@ def score_run(store: Store, suite: Suite, jobs: Sequence[Job], *, device: str = 
     from tqdm.auto import tqdm
 
     status = store.ok_outputs()
-    done = store.scored_columns()
     metrics = _Metrics(device)
+    done = store.scored_columns(metrics.version)
     uses_by_task = {}
     for spec in suite.tasks:
         task = get_task(spec.task)
@@ -404,7 +416,7 @@ def score_run(store: Store, suite: Suite, jobs: Sequence[Job], *, device: str = 
             if use.key in done.get(job.key, set()):
                 continue
             row = {"column": use.key, "metric": use.metric, "ref": use.ref, "params": dict(use.params),
-                   "higher_is_better": metrics.higher_is_better(use)}
+                   "higher_is_better": metrics.higher_is_better(use), "metric_version": metrics.version(use.metric)}
             try:
                 ref = job.example.references.get(use.ref)
                 if ref is None:
@@ -440,7 +452,7 @@ class _LazyOutputs:
 def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> None:
     from texbench.imageio import image_hash
 
-    done = store.group_done()
+    done = store.group_done(metrics.version)
     # diversity between seeds: same task, dataset, method label and item
     by_item = defaultdict(list)
     by_set = defaultdict(list)
@@ -460,7 +472,8 @@ def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> No
                 continue
             row = {"group_key": gk, "column": use.key, "task": task, "dataset": dataset, "label": label,
                    "item": item, "seed": None, "metric": use.metric, "ref": use.ref, "params": dict(use.params),
-                   "members": members, "higher_is_better": metrics.higher_is_better(use)}
+                   "members": members, "higher_is_better": metrics.higher_is_better(use),
+                   "metric_version": metrics.version(use.metric)}
             try:
                 m = metrics.get(use)
                 outs = [o[None].to(m.device) for o in outputs.get()]
@@ -483,7 +496,8 @@ def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> No
                 continue
             row = {"group_key": gk, "column": use.key, "task": task, "dataset": dataset, "label": label,
                    "item": None, "seed": seed, "metric": use.metric, "ref": use.ref, "params": dict(use.params),
-                   "members": members, "higher_is_better": metrics.higher_is_better(use)}
+                   "members": members, "higher_is_better": metrics.higher_is_better(use),
+                   "metric_version": metrics.version(use.metric)}
             try:
                 m = metrics.get(use)
                 outs = outputs.get()

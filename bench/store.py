@@ -24,7 +24,7 @@ import json
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,19 @@ CREATE TABLE IF NOT EXISTS suite_jobs (
 
 #: columns added since the first release: table -> [(column, declaration)], added on open when missing
 _ADDED_COLUMNS = {
-    "scores": [("higher_is_better", "INTEGER")],
-    "group_scores": [("higher_is_better", "INTEGER")],
+    "scores": [("higher_is_better", "INTEGER"), ("metric_version", "TEXT")],
+    "group_scores": [("higher_is_better", "INTEGER"), ("metric_version", "TEXT")],
 }
+#: the version of scores stored before versions were recorded (NULL ``metric_version``)
+_FIRST_METRIC_VERSION = "1"
+
+
+def _current(metric: str, stored: str | None, current_version: Callable[[str], str | None] | None) -> bool:
+    """Whether a stored value of ``metric`` (stored version ``stored``, NULL = the first) is current."""
+    if current_version is None:
+        return True
+    now = current_version(metric)
+    return now is None or (stored or _FIRST_METRIC_VERSION) == now
 
 
 def fault_message(exc: BaseException) -> str | None:
@@ -295,11 +305,16 @@ class Store:
                               (task, dataset, item, error, time.time()))
 
     # ---------------------------------------------------------------------------------------------- scores
-    def scored_columns(self) -> dict[str, set[str]]:
-        """job_key -> columns that hold a value (rows with an error are retried)."""
+    def scored_columns(self, current_version: Callable[[str], str | None] | None = None) -> dict[str, set[str]]:
+        """job_key -> columns that hold a value (rows with an error are retried).
+
+        With ``current_version`` (metric name -> its version, or ``None`` when unknown), a value stored
+        by another version of its metric does not count: it is recomputed, never reused."""
         out: dict[str, set[str]] = {}
-        for k, c in self.conn.execute("SELECT job_key, column FROM scores WHERE value IS NOT NULL"):
-            out.setdefault(k, set()).add(c)
+        q = "SELECT job_key, column, metric, metric_version FROM scores WHERE value IS NOT NULL"
+        for k, c, metric, version in self.conn.execute(q):
+            if _current(metric, version, current_version):
+                out.setdefault(k, set()).add(c)
         return out
 
     def write_scores(self, job_key: str, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -312,27 +327,30 @@ class Store:
             for r in rows:
                 self.conn.execute(
                     "INSERT OR REPLACE INTO scores (job_key, column, metric, ref, params, value, provenance, "
-                    "error, created, higher_is_better) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "error, created, higher_is_better, metric_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (job_key, r["column"], r["metric"], r["ref"], json.dumps(r.get("params", {}), sort_keys=True),
                      r.get("value"), json.dumps(r.get("provenance", {}), sort_keys=True), r.get("error"),
-                     time.time(), _stored_direction(r.get("higher_is_better"))),
+                     time.time(), _stored_direction(r.get("higher_is_better")), r.get("metric_version")),
                 )
 
-    def group_done(self) -> set[tuple[str, str]]:
-        return set(self.conn.execute("SELECT group_key, column FROM group_scores WHERE value IS NOT NULL"))
+    def group_done(self, current_version: Callable[[str], str | None] | None = None) -> set[tuple[str, str]]:
+        """``(group_key, column)`` of the group scores that hold a value of the metric's current version
+        (see :meth:`scored_columns`)."""
+        q = "SELECT group_key, column, metric, metric_version FROM group_scores WHERE value IS NOT NULL"
+        return {(g, c) for g, c, metric, version in self.conn.execute(q) if _current(metric, version, current_version)}
 
     def write_group_score(self, row: Mapping[str, Any]) -> None:
         """Insert or replace one set-level or seed-pair score (with ``higher_is_better`` like a score)."""
         with self.conn:
             self.conn.execute(
                 "INSERT OR REPLACE INTO group_scores (group_key, column, task, dataset, label, item, seed, metric, "
-                "ref, params, members, value, extra, provenance, error, created, higher_is_better) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "ref, params, members, value, extra, provenance, error, created, higher_is_better, metric_version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (row["group_key"], row["column"], row["task"], row["dataset"], row["label"], row.get("item"),
                  row.get("seed"), row["metric"], row["ref"], json.dumps(row.get("params", {}), sort_keys=True),
                  json.dumps(row["members"]), row.get("value"), json.dumps(row.get("extra", {}), default=str),
                  json.dumps(row.get("provenance", {}), sort_keys=True), row.get("error"), time.time(),
-                 _stored_direction(row.get("higher_is_better"))),
+                 _stored_direction(row.get("higher_is_better")), row.get("metric_version")),
             )
 
     def provenances(self) -> list[dict[str, str]]:

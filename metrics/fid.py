@@ -330,8 +330,9 @@ class FIDParams(Params):
             ``crop_size × crop_size`` crops of every image (texture protocol, see
             :func:`texbench.metrics.inception_features.random_crops`).
         crops_per_image: crops per image when ``crop_size > 0``.
-        resize: ``"pytorch-fid"`` (bilinear tensor resize to 299×299, the default, as most papers) or
-            ``"clean"`` (clean-fid's PIL bicubic).
+        resize: ``"pytorch-fid"`` (bilinear tensor resize to 299×299 and ``2x - 1``, the default, as most
+            papers) or ``"clean"`` (clean-fid's clean mode: clipped float PIL bicubic and ``(v - 128) / 128``;
+            equals clean-fid 0.1.35's FID and KID, see :mod:`texbench.nets.inception`).
     """
 
     crop_size: int = param(0, ge=0)
@@ -361,7 +362,7 @@ class FID(InceptionSetMetric):
     Params = FIDParams
 
     def statistics(self, images: Sequence[torch.Tensor], *, seed: int = 0) -> Statistics:
-        """Statistics of the pool3 features of ``images`` (or their crops), with provenance and protocol."""
+        """Statistics of the features of ``images`` (or their crops), with provenance and protocol."""
         feats = self.features(images, seed=seed)
         return Statistics.from_features(
             feats, {**self.provenance(), **self._protocol(), "n": str(len(feats))}
@@ -393,8 +394,10 @@ class FID(InceptionSetMetric):
         )
 
     def _check_compatible(self, stats: Statistics, path: Path) -> None:
-        if stats.mu.shape != (2048,):
-            raise ValueError(f"{path}: statistics of {stats.mu.size}-d features; FID uses pool3 (2048-d)")
+        if stats.mu.shape != (self.feature_dim,):
+            raise ValueError(
+                f"{path}: statistics of {stats.mu.size}-d features; {self.name} uses {self.feature_dim}-d features"
+            )
         mine = {**self.provenance(), **self._protocol()}
         clash = {k: (stats.meta[k], v) for k, v in mine.items() if k in stats.meta and stats.meta[k] != v}
         if clash:

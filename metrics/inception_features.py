@@ -1,4 +1,4 @@
-"""Inception features for FID, KID and SiFID: batched extraction through the shared feature cache,
+"""Inception features for FID, KID, sFID and SiFID: batched extraction through the shared feature cache,
 and the random-crop protocol of the texture task.
 
 One call extracts every requested block of the FID Inception network in one pass for the images
@@ -24,13 +24,25 @@ from texbench.base import Metric
 from texbench.metrics.checks import check_images
 from texbench.metrics.feature_cache import FeatureCache, default_cache, image_key
 from texbench.nets import inception
-from texbench.nets.inception import BLOCK_DIMS, FID_INCEPTION, ResizeMode, load_fid_inception, resize_input
+from texbench.nets.inception import (
+    BLOCK_DIMS,
+    FID_INCEPTION,
+    TAPS,
+    ResizeMode,
+    load_fid_inception,
+    preprocess,
+)
 
-__all__ = ["EXTRACTOR_VERSION", "InceptionSetMetric", "extract_features", "random_crops"]
+__all__ = ["EXTRACTOR_VERSION", "SET_FEATURES", "InceptionSetMetric", "extract_features", "random_crops"]
 
-#: bumped whenever extracted values change for the same weights and inputs (invalidates disk caches)
-EXTRACTOR_VERSION = "1"
+#: bumped whenever extracted values change for the same weights and inputs (invalidates disk caches).
+#: 2: SiFID's pre-pool taps (``conv2d_2b``, ``conv2d_4a``) and sFID's ``mixed_6d_1x1_7`` were added.
+#: 3: ``resize="clean"`` is clean-fid's clean mode (clipped bicubic result, ``(v - 128) / 128`` input).
+EXTRACTOR_VERSION = "3"
 DEFAULT_BATCH_SIZE = 32
+#: what every set metric's pass extracts, so FID, KID and sFID on the same images share one pass:
+#: pool3 (FID, KID) and sFID's 7 × 17 × 17 slice of ``Mixed_6d.branch1x1``
+SET_FEATURES: tuple[int | str, ...] = (2048, "mixed_6d_1x1_7")
 
 
 def _net_id(provenance: str) -> str:
@@ -40,18 +52,19 @@ def _net_id(provenance: str) -> str:
 def extract_features(
     images: Sequence[torch.Tensor],
     *,
-    dims: Sequence[int] = (2048,),
+    dims: Sequence[int | str] = (2048,),
     resize: ResizeMode = "pytorch-fid",
     device: torch.device | str = "cpu",
     batch_size: int = DEFAULT_BATCH_SIZE,
     cache: FeatureCache | None = None,
     weights_path=None,
-) -> tuple[dict[int, list[np.ndarray]], str]:
+) -> tuple[dict[int | str, list[np.ndarray]], str]:
     """FID-Inception features of each image at each requested block, through the feature cache.
 
     Args:
         images: float ``(3, H, W)`` RGB images in [0, 1], any sizes.
-        dims: blocks (64, 192, 768, 2048), all computed in one pass.
+        dims: blocks (64, 192, 768, 2048) and named taps (:data:`texbench.nets.inception.TAPS`), all
+            computed in one pass.
         resize: preprocessing, ``"pytorch-fid"``, ``"clean"`` or ``"none"`` (native size, as SiFID).
         device: where the network runs.
         batch_size: images per forward pass (results do not depend on it).
@@ -60,12 +73,12 @@ def extract_features(
 
     Returns:
         ``({dim: [features per image]}, provenance)``: float32 arrays ``(2048,)`` for pool3 and
-        ``(C, h, w)`` for the spatial blocks; the provenance of the weights.
+        ``(C, h, w)`` for the spatial blocks and taps; the provenance of the weights.
     """
     imgs = check_images(images, "images")
-    dims = sorted({int(d) for d in dims})
-    if not dims or any(d not in BLOCK_DIMS for d in dims):
-        raise ValueError(f"dims must be a non-empty subset of {BLOCK_DIMS}, got {dims}")
+    dims = list(dict.fromkeys(d if isinstance(d, str) else int(d) for d in dims))
+    if not dims or any(d not in BLOCK_DIMS + TAPS for d in dims):
+        raise ValueError(f"dims must be a non-empty subset of {BLOCK_DIMS + TAPS}, got {dims}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     cache = default_cache() if cache is None else cache
@@ -73,7 +86,7 @@ def extract_features(
     persistent = not prov.startswith("random-init")
     keys = [image_key(img) for img in imgs]
     prefix = f"{_net_id(prov)}/{resize}"
-    found: dict[tuple[int, str], np.ndarray] = {}
+    found: dict[tuple[int | str, str], np.ndarray] = {}
     todo: dict[str, torch.Tensor] = {}
     for img, key in zip(imgs, keys, strict=True):
         for d in dims:
@@ -94,8 +107,8 @@ def extract_features(
         for group in groups.values():
             for start in range(0, len(group), batch_size):
                 chunk = group[start : start + batch_size]
-                batch = torch.cat([resize_input(todo[k][None].to(dev, torch.float32), resize) for k in chunk])
-                out = net(batch, dims, resize="none")
+                batch = torch.cat([preprocess(todo[k][None].to(dev, torch.float32), resize) for k in chunk])
+                out = net.forward_preprocessed(batch, dims)
                 for d, feats in out.items():
                     feats = feats.cpu().numpy()
                     for k, f in zip(chunk, feats, strict=True):
@@ -135,13 +148,18 @@ def random_crops(
 
 # ------------------------------------------------------------------------------ set-level metric base
 class InceptionSetMetric(Metric):
-    """Shared plumbing of the set-level Inception metrics (FID, KID): images or folders → pool3 features
-    through the feature cache, the provenance of the weights and the protocol recorded with a score.
+    """Shared plumbing of the set-level Inception metrics (FID, KID, sFID): images or folders → one
+    feature vector per image through the feature cache, the provenance of the weights and the protocol
+    recorded with a score.
 
+    Every pass extracts all of :data:`SET_FEATURES`; ``feature`` says which one the metric compares
+    (pool3 for FID and KID, ``"mixed_6d_1x1_7"`` flattened to ``feature_dim`` = 2023 for sFID).
     Subclasses' params carry ``resize``, ``crop_size`` and ``crops_per_image`` (:class:`~texbench.metrics.fid.FIDParams`).
     """
 
     kind = "set"
+    feature: int | str = 2048
+    feature_dim: int = 2048
     batch_size: int = 32
     weights_path: str | None = None
 
@@ -157,24 +175,25 @@ class InceptionSetMetric(Metric):
         }
 
     def features(self, images: Sequence[torch.Tensor], *, seed: int = 0, name: str = "images") -> np.ndarray:
-        """pool3 features ``(n, 2048)`` of ``images`` (or of their random crops), float64."""
+        """The metric's features ``(n, feature_dim)`` of ``images`` (or of their random crops), float64
+        (spatial maps flattened in ``(C, h, w)`` order)."""
         imgs = check_images(images, name)
         if self.params.crop_size:
             imgs = random_crops(imgs, self.params.crop_size, self.params.crops_per_image, seed=seed)
         if not imgs:
-            return np.zeros((0, 2048))
+            return np.zeros((0, self.feature_dim))
         feats, _ = extract_features(
             imgs,
-            dims=(2048,),
+            dims=SET_FEATURES,
             resize=self.params.resize,
             device=self.device,
             batch_size=self.batch_size,
             weights_path=self.weights_path,
         )
-        return np.stack(feats[2048]).astype(np.float64)
+        return np.stack([f.reshape(-1) for f in feats[self.feature]]).astype(np.float64)
 
     def folder_features(self, folder: str | os.PathLike, *, seed: int = 0, chunk: int = 64) -> np.ndarray:
-        """pool3 features of every image directly inside ``folder`` (sorted by name), loaded in chunks."""
+        """The metric's features of every image directly inside ``folder`` (sorted by name), in chunks."""
         from texbench.imageio import list_images, load_image
 
         files = list_images(folder)

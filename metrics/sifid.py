@@ -1,25 +1,33 @@
 """Single-Image FID (SiFID): the Fréchet distance between the internal feature statistics of two images.
 
-Each image goes through the FID Inception network at its own size (no resize, as SinGAN's SIFID
-script), and the feature vectors at every spatial position of one block are treated as samples:
-their mean and covariance are compared with :func:`texbench.metrics.fid.frechet_distance`.
+Computed in the layout of SinGAN's ``SIFID/sifid_score.py`` (with its ``SIFID/inception.py``):
 
-Choices, recorded in the metric's params:
+* each image goes through the Inception network at its own size (no resize: the script's default),
+  scaled to [-1, 1] by ``2x - 1``;
+* ``dims=192`` (default, the paper's layer, "the output of the convolutional layer just before the
+  second pooling layer"): the 192 channels of ``Conv2d_4a_3x3`` *before* the second max-pool (the
+  script's block 1 is ``MaxPool → Conv2d_3b_1x1 → Conv2d_4a_3x3``); ``dims=64``: the 64 channels of
+  ``Conv2d_2b_3x3`` *before* the first max-pool (block 0, ``Conv2d_1a → 2a → 2b``). These are the taps
+  ``conv2d_4a`` and ``conv2d_2b`` of :class:`texbench.nets.inception.FIDInceptionV3`, not its pooled
+  64/192 blocks (pytorch-fid's, which FID and KID use);
+* every spatial position is one sample: mean and ``np.cov``-style (unbiased) covariance of the
+  ``h·w`` channel vectors, compared with :func:`texbench.metrics.fid.frechet_distance` (exact also when
+  the covariance is rank-deficient: a 64×64 image has 13×13 = 169 positions at ``conv2d_4a``, fewer
+  than 192).
 
-* ``dims=192`` (default): the block after the second max-pool, the layer the SinGAN paper names ("the
-  output of the convolutional layer just before the second pooling layer"; its pooled version is what
-  the public script computes with ``--dims 192``, and what is computed here). ``dims=64`` (after the first
-  max-pool) is selectable: the SIFID script's default changed between the two.
-* Weights: the FID Inception (TF 2015-12-05 graph), not torchvision's ImageNet Inception that SinGAN's
-  script happened to load, so SiFID shares its network, weights provenance and feature cache with FID
-  and KID. Absolute values therefore differ from numbers computed with SinGAN's script.
+The one departure from the script, recorded in the weights provenance: the network is the FID
+Inception (TF 2015-12-05 graph, :data:`texbench.nets.inception.FID_INCEPTION`), not the torchvision
+ImageNet Inception-v3 the script loads through ``models.inception_v3(pretrained=True)``, whose weights
+have no verified offline source here. SiFID therefore shares its network and feature cache with FID,
+KID and sFID; absolute values differ from numbers computed with SinGAN's script by that choice of
+weights only.
 
-With few spatial positions (a 128×128 image gives 13×13 = 169 vectors at the 192 block), the
-covariance is rank-deficient; the Fréchet distance handles that exactly.
+Version 2 (this layout) replaced version 1, which took both blocks after their max-pools; stored scores
+of version 1 are recomputed by the runner, never reused (:attr:`SiFID.version`).
 
 References:
     Shaham, Dekel & Michaeli, "SinGAN: Learning a Generative Model from a Single Natural Image",
-    ICCV 2019 (SIFID, ``SIFID/sifid_score.py``).
+    ICCV 2019 (SIFID, ``SIFID/sifid_score.py``, ``SIFID/inception.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +44,10 @@ from texbench.metrics.checks import check_pair
 from texbench.metrics.fid import feature_statistics, frechet_distance
 from texbench.params import Params
 
-__all__ = ["SiFID", "SiFIDParams", "sifid"]
+__all__ = ["SIFID_TAPS", "SiFID", "SiFIDParams", "sifid"]
+
+#: ``dims`` → the network tap: SinGAN's blocks, before their max-pools (module docstring).
+SIFID_TAPS = {64: "conv2d_2b", 192: "conv2d_4a"}
 
 
 def _spatial_stats(feat: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -59,8 +70,9 @@ def sifid(
 
     Args:
         x: float ``(N, 3, H, W)`` in [0, 1]; H, W >= 35 for ``dims=192`` (>= 15 for 64).
-        y: float ``(N, 3, H', W')`` or ``(1, 3, H', W')`` in [0, 1], any size.
-        dims: feature block, 192 (default) or 64.
+        y: float ``(N, 3, H', W')`` or ``(1, 3, H', W')`` in [0, 1], same limits.
+        dims: 192 (default: ``Conv2d_4a_3x3`` before the second max-pool) or 64 (``Conv2d_2b_3x3``
+            before the first), as SinGAN's script.
         device: where the network runs (default: ``x.device``).
         weights_path: explicit copy of the FID Inception weights.
         cache: a :class:`texbench.metrics.feature_cache.FeatureCache` (default: the shared one).
@@ -77,10 +89,11 @@ def sifid(
     if dims not in (64, 192):
         raise ValueError(f"dims must be 64 or 192, got {dims!r}")
     device = x.device if device is None else device
+    tap = SIFID_TAPS[dims]
     feats, _ = extract_features(
-        [*x, *y], dims=(dims,), resize="none", device=device, weights_path=weights_path, cache=cache
+        [*x, *y], dims=(tap,), resize="none", device=device, weights_path=weights_path, cache=cache
     )
-    fx, fy = feats[dims][: x.shape[0]], feats[dims][x.shape[0] :]
+    fx, fy = feats[tap][: x.shape[0]], feats[tap][x.shape[0] :]
     ref_stats = [_spatial_stats(f, "y") for f in fy]
     out = []
     for i, f in enumerate(fx):
@@ -93,7 +106,8 @@ def sifid(
 @dataclasses.dataclass(frozen=True)
 class SiFIDParams(Params):
     """Attributes:
-    dims: Inception block whose spatial features are compared: 192 (SinGAN paper, default) or 64.
+    dims: Inception block whose spatial features are compared, SinGAN's layout: 192 (``Conv2d_4a_3x3``
+        before the second max-pool; the paper's layer, default) or 64 (``Conv2d_2b_3x3`` before the first).
     """
 
     dims: Literal[64, 192] = 192
@@ -109,6 +123,8 @@ class SiFID(Metric):
     """
 
     name = "sifid"
+    #: 2: SinGAN's pre-pool layers (1 took the pooled blocks); stored version-1 scores are recomputed
+    version = "2"
     description = "Single-Image FID (SinGAN): Fréchet distance of Inception spatial features, per image"
     higher_is_better = False
     kind = "unpaired"

@@ -212,6 +212,8 @@ def _task_table(tj: Any, ts: Any, tg: Any, primary: str, directions: _Directions
         # a distance between the outputs of different seeds measures diversity: there, more is better
         columns[col] = (not d) if (d is not None and sub["ref"].iloc[0] == "seeds") else d
         _add_means(rows, sub, col)
+        if sub["ref"].iloc[0] != "seeds":
+            _add_sample_sizes(rows, sub, col)
     if {"lpips-content", "fid-style"} <= set(columns):
         # ArtFID (Wright & Ommer 2022): (1 + LPIPS to the content) * (1 + FID to the styles), from the
         # means of its two parts, so it has no interval of its own
@@ -236,6 +238,29 @@ def _task_table(tj: Any, ts: Any, tg: Any, primary: str, directions: _Directions
             _paired_vs_first(df, ts[ts[C.COLUMN] == pcol])
     df.attrs.update(directions=columns, primary=pcol, columns=order)
     return df
+
+
+#: Fewest samples (images or crops) per set for a Fréchet distance shown without a warning: the feature
+#: dimension. With fewer, the sample covariance has rank < d (at most n - 1), so the trace term compares
+#: (n - 1)-dimensional subspaces of a d-dimensional distribution and the value is dominated by the
+#: small-sample bias (FID of small sets is biased upwards and only comparable at equal n).
+MIN_SAMPLES = {"fid": 2048, "sfid": 2023}
+
+
+def _add_sample_sizes(rows: dict[str, dict[str, Any]], sub: Any, col: str) -> None:
+    """``col samples`` (the fewest samples per set, outputs or references, over a label's set scores) and
+    ``col unreliable`` (below :data:`MIN_SAMPLES` for the metric) of each label's row."""
+    metric = sub["metric"].iloc[0]
+    for lab, r in rows.items():
+        counts = []
+        for extra in sub[sub[C.LABEL] == lab]["extra"]:
+            e = json.loads(extra) if isinstance(extra, str) and extra else {}
+            sizes = [e[k] for k in ("n_outputs", "n_references") if isinstance(e.get(k), int | float)]
+            if sizes:
+                counts.append(int(min(sizes)))
+        n = min(counts) if counts else None
+        r[f"{col} samples"] = n
+        r[f"{col} unreliable"] = bool(n is not None and n < MIN_SAMPLES.get(metric, 0))
 
 
 def _add_means(rows: dict[str, dict[str, Any]], sub: Any, col: str) -> None:
@@ -288,7 +313,11 @@ def report_header(store: Store) -> dict[str, Any]:
         + f", {env.get('torch_threads', '?')} torch threads, {env.get('platform', '?')}",
         "weights": prov,
         "random_init": any("random-init" in p for p in prov),
-        "values": "mean ± 95% CI (Student t) over images × seeds; set-level metrics over seeds; "
+        "values": "mean ± 95% CI (Student t) over images × seeds; set-level metrics over seeds, with n = the "
+        "fewest samples (images or crops) in a set; FID/sFID from fewer samples than their feature dimension "
+        "(2048/2023: the covariance is rank-deficient and the value dominated by small-sample bias) are "
+        "marked unreliable; KID is the metric for small sets: its estimator is unbiased at any n, which is "
+        "also why it can be negative when the two sets are close; "
         "↑ higher is better, ↓ lower is better; `vs #1`: mean paired difference to the first-ranked method "
         "on the primary metric over the same inputs (seeds averaged per input; 95% CI over inputs)",
     }
@@ -308,7 +337,12 @@ def display_table(df: Any) -> Any:
     for col in df.attrs.get("columns", []):
         d = df.attrs["directions"].get(col)
         arrow = " ↑" if d else (" ↓" if d is False else "")
-        show[col + arrow] = [_fmt(m, h) for m, h in zip(df[col], df[f"{col} ci95"])]
+        cells = [_fmt(m, h) for m, h in zip(df[col], df[f"{col} ci95"])]
+        if f"{col} samples" in df:  # set-level: the sample size, and a mark where it is too small
+            cells = [c if not isinstance(n, int | float) or not math.isfinite(n)
+                     else f"{c} (n={int(n)}{', unreliable' if bad else ''})"
+                     for c, n, bad in zip(cells, df[f"{col} samples"], df[f"{col} unreliable"])]
+        show[col + arrow] = cells
         if col == df.attrs.get("primary") and VS_FIRST in df:
             show[VS_FIRST] = ["—" if i == 0 else _fmt_signed(m, h)
                               for i, (m, h) in enumerate(zip(df[VS_FIRST], df[f"{VS_FIRST} ci95"]))]

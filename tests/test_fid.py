@@ -187,7 +187,9 @@ def test_feature_cache_serves_repeated_images_without_the_network(random_weights
 
     imgs = _images(3, 40, 4)
     first, _ = extract_features(imgs, dims=(64, 2048))
-    monkeypatch.setattr(fe.FIDInceptionV3, "forward", lambda *a, **k: pytest.fail("features were recomputed"))
+    monkeypatch.setattr(
+        fe.FIDInceptionV3, "forward_preprocessed", lambda *a, **k: pytest.fail("features were recomputed")
+    )
     again, prov = extract_features(imgs[::-1], dims=(2048, 64))
     assert prov == "random-init:seed=0"
     for d in (64, 2048):
@@ -220,13 +222,13 @@ def test_kid_and_fid_share_one_inception_pass(random_weights, monkeypatch):
     from texbench.nets import inception as fe
 
     calls = []
-    forward = fe.FIDInceptionV3.forward
+    forward = fe.FIDInceptionV3.forward_preprocessed
 
     def counting(self, x, *a, **k):
         calls.append(x.shape[0])
         return forward(self, x, *a, **k)
 
-    monkeypatch.setattr(fe.FIDInceptionV3, "forward", counting)
+    monkeypatch.setattr(fe.FIDInceptionV3, "forward_preprocessed", counting)
     xs, ys = _images(3, 40, 5), _images(3, 40, 6)
     FID().compute_sets(xs, ys, seed=0)
     kid = KID.from_config({"subsets": 10}).compute_sets(xs, ys, seed=0)

@@ -153,10 +153,11 @@ def test_resize_modes_do_what_they_say():
     assert bilinear.shape == clean.shape == (1, 3, 299, 299)
     expected = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
     torch.testing.assert_close(bilinear, 2 * expected - 1, rtol=0, atol=0)
-    chan = Image.fromarray(x[0, 1].numpy() * 255, mode="F").resize((299, 299), Image.BICUBIC)
-    torch.testing.assert_close(
-        clean[0, 1], torch.from_numpy(np.asarray(chan) / 255) * 2 - 1, rtol=0, atol=1e-6
-    )
+    # clean-fid's clean mode: float bicubic per channel on 0..255, clipped, then (v - 128) / 128
+    chan = Image.fromarray((x[0, 1].double() * 255).float().numpy(), mode="F").resize((299, 299), Image.BICUBIC)
+    raw = np.asarray(chan)
+    assert raw.min() < 0 or raw.max() > 255  # bicubic overshoots on this input, so the clip matters
+    torch.testing.assert_close(clean[0, 1], (torch.from_numpy(raw.clip(0, 255)) - 128) / 128, rtol=0, atol=1e-6)
     assert (bilinear - clean).abs().max() > 1e-3  # the two modes really differ
     torch.testing.assert_close(preprocess(x, "none"), 2 * x - 1)
 

@@ -112,3 +112,20 @@ def test_the_stored_primary_metric_ranks(run_dir, tmp_path):
         df = leaderboard_tables(st)["denoise"]
     assert df.attrs["primary"] == "lpips" and df.attrs["columns"][0] == "lpips"
     assert df["lpips"].iloc[0] == df["lpips"].min()  # lower is better
+
+
+def test_set_level_scores_show_their_sample_size_and_small_fid_is_marked(run_dir):
+    from texbench.reports.leaderboard import MIN_SAMPLES
+
+    md = (run_dir / "leaderboard.md").read_text()
+    csv = pd.read_csv(run_dir / "leaderboard.csv")
+    with Store(run_dir) as st:
+        df = leaderboard_tables(st)["denoise"]
+    n = int(df["fid samples"].iloc[0])
+    assert 0 < n < MIN_SAMPLES["fid"] and bool(df["fid unreliable"].iloc[0])
+    assert not df["kid unreliable"].any()  # KID is the small-set metric: n shown, no mark
+    assert f"(n={n}, unreliable)" in md and f"(n={int(df['kid samples'].iloc[0])})" in md
+    assert {"fid samples", "fid unreliable", "kid samples"} <= set(csv.columns)
+    assert "unbiased" in md and "negative" in md
+    html = (run_dir / "report.html").read_text()
+    assert f"(n={n}, unreliable)" in html

@@ -16,10 +16,15 @@ every score as ``resize``:
 * ``"pytorch-fid"`` (default): bilinear tensor resize to 299×299 (``F.interpolate``,
   ``align_corners=False``, no antialiasing) exactly as pytorch-fid does, so numbers match the papers
   that used it;
-* ``"clean"``: clean-fid's resize, PIL bicubic (antialiased) on each channel as float data;
+* ``"clean"``: clean-fid's clean mode (``cleanfid.resize.make_resizer("PIL", False, "bicubic")``): the
+  8-bit values 0..255 as float, PIL bicubic (antialiased) on each channel, clipped to [0, 255];
 * ``"none"``: the image at its own size (the network is fully convolutional; SinGAN's SIFID does this).
 
-then scaling to [-1, 1] (``2x - 1``).
+then scaling to the network's input range: ``2x - 1`` for ``"pytorch-fid"`` and ``"none"`` (pytorch-fid's
+``normalize_input``), ``(v - 128) / 128`` on the 0..255 values for ``"clean"`` (clean-fid's wrapper of
+the TorchScript network, ``InceptionV3W.forward``). The two published conventions differ by design
+(255 maps to 1 in the first and to 0.9921875 in the second; 0 to -1 in both), and each mode reproduces
+its own tool exactly, so FID computed with ``resize="clean"`` equals clean-fid's clean-mode FID.
 
 One forward pass returns every block a caller asks for and stops after the deepest one:
 
@@ -27,6 +32,15 @@ One forward pass returns every block a caller asks for and stops after the deepe
 * ``192``: 192 channels after the second max-pool (block 1);
 * ``768``: the 17×17 maps fed to the auxiliary classifier (block 2);
 * ``2048``: the pool3 vector, global average of the last block (block 3), shape ``(N, 2048)``.
+
+and the named taps (:data:`TAPS`) other metrics need from the same pass:
+
+* ``"conv2d_2b"``: the 64 channels of ``Conv2d_2b_3x3`` *before* the first max-pool (SinGAN's SIFID
+  block 0, ``--dims 64``);
+* ``"conv2d_4a"``: the 192 channels of ``Conv2d_4a_3x3`` *before* the second max-pool (SinGAN's SIFID
+  block 1, ``--dims 192``: "the convolutional layer just before the second pooling layer");
+* ``"mixed_6d_1x1_7"``: the first 7 channels of ``Mixed_6d.branch1x1`` after batch norm and ReLU, the TF
+  graph's ``mixed_6/conv`` sliced ``[..., :7]`` as sFID (Nash et al. 2021) takes it; 17×17 at 299×299.
 
 The 1008-way classifier (needed for the Inception Score only) is not part of this module: the verified
 weights file below does not contain it, and no FID/KID/SiFID quantity depends on it.
@@ -75,6 +89,8 @@ from texbench.weights import PyPISource, WeightsError, WeightSpec, register_spec
 __all__ = [
     "BLOCK_DIMS",
     "FID_INCEPTION",
+    "SFID_CHANNELS",
+    "TAPS",
     "FIDInceptionV3",
     "ORIGINAL_URL",
     "ResizeMode",
@@ -106,7 +122,13 @@ FID_INCEPTION = register_spec(
 ResizeMode = Literal["pytorch-fid", "clean", "none"]
 #: Feature blocks a forward pass can return, by channel count (pytorch-fid's ``--dims``).
 BLOCK_DIMS = (64, 192, 768, 2048)
-_BLOCK_STAGE = {64: 0, 192: 1, 768: 2, 2048: 3}
+#: Named taps (module docstring): pre-pool stem maps for SiFID, the sFID slice of ``Mixed_6d``.
+TAPS = ("conv2d_2b", "conv2d_4a", "mixed_6d_1x1_7")
+#: Channels of the ``Mixed_6d.branch1x1`` output that sFID keeps (guided-diffusion's ``[..., :7]``).
+SFID_CHANNELS = 7
+_BLOCK_STAGE: dict[int | str, int] = {
+    64: 0, 192: 1, 768: 2, 2048: 3, "conv2d_2b": 0, "conv2d_4a": 1, "mixed_6d_1x1_7": 2,
+}
 BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon in the 2015 graph
 INPUT_SIZE = 299
 
@@ -209,17 +231,23 @@ class _ConvBN(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------- preprocessing
-def _pil_bicubic(x: torch.Tensor, size: int) -> torch.Tensor:
+def _pil_bicubic_255(x: torch.Tensor, size: int) -> torch.Tensor:
+    """clean-fid's clean resize on the 0..255 scale: per channel, float PIL bicubic, clipped to [0, 255].
+
+    An 8-bit image (every ``255 x`` within 1e-4 of an integer) is resized from those exact integers, the
+    values clean-fid reads from the file."""
     import numpy as np
     from PIL import Image
 
-    arr = x.detach().to("cpu", torch.float32).mul(255.0).numpy()
+    v = x.detach().to("cpu", torch.float64).mul(255.0)
+    r = v.round()
+    arr = (r if bool((v - r).abs().max() < 1e-4) else v).float().numpy()
     out = np.empty((arr.shape[0], 3, size, size), dtype=np.float32)
     for n in range(arr.shape[0]):
         for c in range(3):
             img = Image.fromarray(arr[n, c], mode="F")
             out[n, c] = np.asarray(img.resize((size, size), resample=Image.BICUBIC), dtype=np.float32)
-    return torch.from_numpy(out).to(x.device).div_(255.0)
+    return torch.from_numpy(out.clip(0, 255)).to(x.device)
 
 
 def resize_input(x: torch.Tensor, resize: ResizeMode = "pytorch-fid") -> torch.Tensor:
@@ -227,18 +255,35 @@ def resize_input(x: torch.Tensor, resize: ResizeMode = "pytorch-fid") -> torch.T
     if resize == "pytorch-fid":
         return F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
     if resize == "clean":
-        return _pil_bicubic(x, INPUT_SIZE)
+        return _pil_bicubic_255(x, INPUT_SIZE).div_(255.0)
     if resize == "none":
         return x
     raise ValueError(f"resize must be 'pytorch-fid', 'clean' or 'none', got {resize!r}")
 
 
 def preprocess(x: torch.Tensor, resize: ResizeMode = "pytorch-fid") -> torch.Tensor:
-    """Resize (see the module docstring) and scale ``(N, 3, H, W)`` in [0, 1] to the network's [-1, 1]."""
+    """Resize and scale ``(N, 3, H, W)`` in [0, 1] to the network's input range, as the module docstring
+    says per mode: ``2x - 1``, or clean-fid's ``(v - 128) / 128`` on the 0..255 scale for ``"clean"``."""
+    if resize == "clean":
+        return (_pil_bicubic_255(x, INPUT_SIZE) - 128) / 128
     return 2 * resize_input(x, resize) - 1
 
 
 # ------------------------------------------------------------------------------------------------ network
+def _normalise_dims(dims: Iterable[int | str]) -> list[int | str]:
+    """``dims`` as a sorted list of distinct known block keys (ints first), or a one-line error."""
+    dims = list(dims)
+    wanted: set[int | str] = set()
+    for d in dims:
+        key = d if isinstance(d, str) else int(d)
+        if key not in _BLOCK_STAGE:
+            raise ValueError(f"dims must be a non-empty subset of {BLOCK_DIMS + TAPS}, got {list(dims)}")
+        wanted.add(key)
+    if not wanted:
+        raise ValueError(f"dims must be a non-empty subset of {BLOCK_DIMS + TAPS}, got []")
+    return sorted(wanted, key=lambda d: (isinstance(d, str), str(d) if isinstance(d, str) else d))
+
+
 def _relu(x: torch.Tensor) -> torch.Tensor:
     return F.relu(x, inplace=True)
 
@@ -348,10 +393,12 @@ class FIDInceptionV3(nn.Module):
         b = self._conv(p, "Mixed_6a.branch3x3dbl_3", b, stride=2)
         return torch.cat((a, b, F.max_pool2d(x, 3, 2)), 1)
 
-    def _mixed_c(self, p, blk: str, x: torch.Tensor) -> torch.Tensor:
+    def _mixed_c(self, p, blk: str, x: torch.Tensor, tap: dict | None = None) -> torch.Tensor:
         c7 = p[f"{blk}.branch7x7_1.b"].numel()
         y = F.conv2d(x, p[blk + ".in.w"], p[blk + ".in.b"])
         a, b, c, d = y.split((192, c7, c7, 192), 1)
+        if tap is not None:  # the branch1x1 output after batch norm (folded) and ReLU, first channels
+            tap[blk] = F.relu(a[:, :SFID_CHANNELS])
         b = self._conv(p, f"{blk}.branch7x7_2", _relu(b), padding=(0, 3))
         b = self._conv(p, f"{blk}.branch7x7_3", b, padding=(3, 0))
         c = self._conv(p, f"{blk}.branch7x7dbl_2", _relu(c), padding=(3, 0))
@@ -399,18 +446,19 @@ class FIDInceptionV3(nn.Module):
 
     # ------------------------------------------------------------------------------------------ forward
     def forward(
-        self, x: torch.Tensor, dims: Iterable[int] = (2048,), *, resize: ResizeMode = "pytorch-fid"
-    ) -> dict[int, torch.Tensor]:
+        self, x: torch.Tensor, dims: Iterable[int | str] = (2048,), *, resize: ResizeMode = "pytorch-fid"
+    ) -> dict[int | str, torch.Tensor]:
         """Features of ``x`` at the requested blocks.
 
         Args:
             x: float ``(N, 3, H, W)`` RGB in [0, 1]. With ``resize="none"``, H and W must be at least 75
                 for the 2048 block (and 15 / 35 for the 64 / 192 blocks).
-            dims: blocks by channel count, any of :data:`BLOCK_DIMS`.
+            dims: blocks by channel count, any of :data:`BLOCK_DIMS`, and named taps, any of :data:`TAPS`.
             resize: ``"pytorch-fid"`` (bilinear to 299×299, the default), ``"clean"`` or ``"none"``.
 
         Returns:
-            ``{dim: features}``: ``(N, C, h, w)`` float32 maps for 64, 192 and 768; ``(N, 2048)`` for 2048.
+            ``{dim: features}``: ``(N, C, h, w)`` float32 maps for 64, 192, 768 and the taps;
+            ``(N, 2048)`` for 2048.
         """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -418,30 +466,41 @@ class FIDInceptionV3(nn.Module):
             raise ValueError(f"x must have shape (N, 3, H, W), got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"x must be a float tensor in [0, 1], got {x.dtype}")
-        wanted = sorted(set(int(d) for d in dims))
-        if not wanted or any(d not in _BLOCK_STAGE for d in wanted):
-            raise ValueError(f"dims must be a non-empty subset of {BLOCK_DIMS}, got {list(dims)}")
-        last = _BLOCK_STAGE[wanted[-1]]
-        p = self._fused_params(x.device)
-        out: dict[int, torch.Tensor] = {}
+        _normalise_dims(dims)  # a bad ``dims`` fails before the (slow) resize
+        with torch.inference_mode():
+            return self.forward_preprocessed(preprocess(x.float(), resize), dims)
+
+    def forward_preprocessed(
+        self, h: torch.Tensor, dims: Iterable[int | str] = (2048,)
+    ) -> dict[int | str, torch.Tensor]:
+        """Features of an input already resized and scaled by :func:`preprocess` (float ``(N, 3, H, W)``)."""
+        wanted = _normalise_dims(dims)
+        last = max(_BLOCK_STAGE[d] for d in wanted)
+        p = self._fused_params(h.device)
+        out: dict[int | str, torch.Tensor] = {}
         with torch.inference_mode():
             # channels-last activations: oneDNN's (and cuDNN's) faster convolution layout
-            h = preprocess(x.float(), resize).contiguous(memory_format=torch.channels_last)
+            h = h.float().contiguous(memory_format=torch.channels_last)
             min_side = {0: 15, 1: 35, 2: 75, 3: 75}[last]
             if min(h.shape[-2:]) < min_side:
+                deepest = max(wanted, key=lambda d: _BLOCK_STAGE[d])
                 raise ValueError(
-                    f"x is {h.shape[-1]}x{h.shape[-2]} after resizing; block {wanted[-1]} needs at least "
+                    f"x is {h.shape[-1]}x{h.shape[-2]} after resizing; block {deepest} needs at least "
                     f"{min_side}x{min_side}"
                 )
             h = self._conv(p, "Conv2d_1a_3x3", h, stride=2)
             h = self._conv(p, "Conv2d_2a_3x3", h)
             h = self._conv(p, "Conv2d_2b_3x3", h, padding=1)
+            if "conv2d_2b" in wanted:
+                out["conv2d_2b"] = h.clone()
             h = F.max_pool2d(h, 3, 2)
             if 64 in wanted:
                 out[64] = h.clone()
             if last >= 1:
                 h = self._conv(p, "Conv2d_3b_1x1", h)
                 h = self._conv(p, "Conv2d_4a_3x3", h)
+                if "conv2d_4a" in wanted:
+                    out["conv2d_4a"] = h.clone()
                 h = F.max_pool2d(h, 3, 2)
                 if 192 in wanted:
                     out[192] = h.clone()
@@ -450,8 +509,11 @@ class FIDInceptionV3(nn.Module):
                 h = self._mixed_a(p, "Mixed_5c", h)
                 h = self._mixed_a(p, "Mixed_5d", h)
                 h = self._mixed_b(p, h)
+                tap: dict[str, torch.Tensor] | None = {} if "mixed_6d_1x1_7" in wanted else None
                 for blk in ("Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"):
-                    h = self._mixed_c(p, blk, h)
+                    h = self._mixed_c(p, blk, h, tap if blk == "Mixed_6d" else None)
+                if tap is not None:
+                    out["mixed_6d_1x1_7"] = tap["Mixed_6d"]
                 if 768 in wanted:
                     out[768] = h.clone()
             if last >= 3:
