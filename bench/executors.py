@@ -313,8 +313,9 @@ class ProcessExecutor:
                 wait([x for w in busy for x in (w.pipe, w.proc.sentinel)], timeout=self._next_deadline(busy))
                 now = time.monotonic()
                 for w in list(busy):
-                    i = w.job
-                    assert i is not None
+                    job = w.job
+                    assert job is not None
+                    i = job
                     try:
                         while w.pipe.poll():
                             kind, result = pickle.loads(w.pipe.recv_bytes())

@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import itertools
-import json
 import math
 import os
 import sys
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from texbench import columns as C
+from texbench.scoring import score_run
 from texbench.store import Store
 from texbench.suite import Job, Suite, expand
-from texbench.tasks import MetricUse, get_task
+from texbench.tasks import get_task
 
 __all__ = ["RunInterrupted", "RunSummary", "run_suite", "score_run"]
 
@@ -325,195 +320,3 @@ def _save_inputs(store: Store, jobs: Sequence[Job]) -> None:
         for t in [inp.image, inp.content, inp.style, *j.example.references.values()]:
             if t is not None:
                 store.save_input(t, image_hash(t))
-
-
-# ------------------------------------------------------------------------------------------------- scoring
-class _Metrics:
-    """Metric instances cached per (name, params) for one scoring pass, and each metric's direction."""
-
-    def __init__(self, device: str) -> None:
-        self.device = device
-        self.cache: dict[str, Any] = {}
-        self.directions: dict[str, bool | None] = {}
-        self.versions: dict[str, str | None] = {}
-
-    def get(self, use: MetricUse):
-        from texbench import registry
-
-        key = json.dumps([use.metric, dict(use.params)], sort_keys=True)
-        if key not in self.cache:
-            try:
-                self.cache[key] = registry.metrics.get(use.metric).from_config(use.params, device=self.device)
-            except Exception as exc:  # missing weights, a broken plugin: recorded per score
-                self.cache[key] = exc
-        m = self.cache[key]
-        if isinstance(m, Exception):
-            raise m
-        return m
-
-    def higher_is_better(self, use: MetricUse) -> bool | None:
-        """The metric's direction, stored with each of its scores (also those that failed, so the report
-        shows the column's arrow); None when the metric's plugin cannot be imported."""
-        from texbench import registry
-
-        if use.metric not in self.directions:
-            try:
-                self.directions[use.metric] = bool(registry.metrics.get(use.metric).higher_is_better)
-            except Exception:  # a broken plugin: its scores fail too, recorded with their message
-                self.directions[use.metric] = None
-        return self.directions[use.metric]
-
-    def version(self, metric: str) -> str | None:
-        """The metric's current :attr:`~texbench.base.Metric.version`; None when its plugin cannot be imported."""
-        from texbench import registry
-
-        if metric not in self.versions:
-            try:
-                self.versions[metric] = str(registry.metrics.get(metric).version)
-            except Exception:  # a broken plugin: its stored scores stay as they are
-                self.versions[metric] = None
-        return self.versions[metric]
-
-
-def _load_output(store: Store, rel: str) -> torch.Tensor:
-    from texbench.imageio import load_image
-
-    return load_image(store.root / rel)
-
-
-def _quantised(t: torch.Tensor) -> torch.Tensor:
-    from texbench.imageio import to_uint8
-
-    return torch.from_numpy(to_uint8(t)).permute(2, 0, 1).float() / 255.0
-
-
-def score_run(store: Store, suite: Suite, jobs: Sequence[Job], *, device: str = "cpu", progress: bool = True) -> None:
-    """Compute every missing score: per-image, per seed-pair (diversity) and set-level.
-
-    Metrics score the saved (quantised) outputs against references quantised the same way. A metric
-    that fails is recorded with its message; the others go on.
-    """
-    from tqdm.auto import tqdm
-
-    status = store.ok_outputs()
-    metrics = _Metrics(device)
-    done = store.scored_columns(metrics.version)
-    uses_by_task = {}
-    for spec in suite.tasks:
-        task = get_task(spec.task)
-        uses = spec.metrics if spec.metrics is not None else task.default_metrics
-        uses_by_task[(spec.task, spec.dataset_label)] = (
-            [u for u in uses if u.ref != "seeds"],
-            [u for u in uses if u.ref == "seeds"],
-            list(spec.set_metrics if spec.set_metrics is not None else task.set_metrics),
-        )
-    ok_jobs = [j for j in jobs if j.key in status]
-    todo = [j for j in ok_jobs if any(u.key not in done.get(j.key, set()) for u in uses_by_task[(j.task, j.dataset)][0])]
-    for job in tqdm(todo, desc="scoring", unit="img", disable=not progress or not todo):
-        out = _load_output(store, status[job.key])[None]
-        rows = []
-        for use in uses_by_task[(job.task, job.dataset)][0]:
-            if use.key in done.get(job.key, set()):
-                continue
-            row = {"column": use.key, "metric": use.metric, "ref": use.ref, "params": dict(use.params),
-                   "higher_is_better": metrics.higher_is_better(use), "metric_version": metrics.version(use.metric)}
-            try:
-                ref = job.example.references.get(use.ref)
-                if ref is None:
-                    raise ValueError(f"task {job.task} has no reference {use.ref!r}")
-                m = metrics.get(use)
-                with torch.no_grad():
-                    value = float(m(out.to(m.device), _quantised(ref)[None].to(m.device))[0])
-                row.update(value=value, provenance=m.provenance())
-            except Exception as exc:
-                row["error"] = f"{type(exc).__name__}: {exc}"
-            rows.append(row)
-        store.write_scores(job.key, rows)
-    _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress)
-
-
-def _group_key(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
-class _LazyOutputs:
-    """The saved outputs of a group of jobs, read from disk on first use and then shared by its metrics."""
-
-    def __init__(self, store: Store, status: dict[str, str], jobs: Sequence[Job]) -> None:
-        self.store, self.status, self.jobs = store, status, jobs
-        self._images: list[torch.Tensor] | None = None
-
-    def get(self) -> list[torch.Tensor]:
-        if self._images is None:
-            self._images = [_load_output(self.store, self.status[j.key]) for j in self.jobs]
-        return self._images
-
-
-def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> None:
-    from texbench.imageio import image_hash
-
-    done = store.group_done(metrics.version)
-    # diversity between seeds: same task, dataset, method label and item
-    by_item = defaultdict(list)
-    by_set = defaultdict(list)
-    for j in ok_jobs:
-        by_item[(j.task, j.dataset, j.label, j.item)].append(j)
-        by_set[(j.task, j.dataset, j.label, j.seed)].append(j)
-    for (task, dataset, label, item), js in by_item.items():
-        seed_uses = uses_by_task[(task, dataset)][1]
-        if len(js) < 2 or not seed_uses:
-            continue
-        js = sorted(js, key=lambda j: j.seed)
-        members = [j.key for j in js]
-        outputs = _LazyOutputs(store, status, js)
-        for use in seed_uses:
-            gk = _group_key("seeds", members, use.metric, dict(use.params))
-            if (gk, use.key) in done:
-                continue
-            row = {"group_key": gk, "column": use.key, "task": task, "dataset": dataset, "label": label,
-                   "item": item, "seed": None, "metric": use.metric, "ref": use.ref, "params": dict(use.params),
-                   "members": members, "higher_is_better": metrics.higher_is_better(use),
-                   "metric_version": metrics.version(use.metric)}
-            try:
-                m = metrics.get(use)
-                outs = [o[None].to(m.device) for o in outputs.get()]
-                with torch.no_grad():
-                    vals = [float(m(a, b)[0]) for a, b in itertools.combinations(outs, 2)]
-                row.update(value=sum(vals) / len(vals), extra={"pairs": len(vals)}, provenance=m.provenance())
-            except Exception as exc:
-                row["error"] = f"{type(exc).__name__}: {exc}"
-            store.write_group_score(row)
-    for (task, dataset, label, seed), js in by_set.items():
-        set_uses = uses_by_task[(task, dataset)][2]
-        if not set_uses:
-            continue
-        js = sorted(js, key=lambda j: j.item)
-        members = [j.key for j in js]
-        outputs = _LazyOutputs(store, status, js)
-        for use in set_uses:
-            gk = _group_key("set", members, use.metric, dict(use.params), seed)
-            if (gk, use.key) in done:
-                continue
-            row = {"group_key": gk, "column": use.key, "task": task, "dataset": dataset, "label": label,
-                   "item": None, "seed": seed, "metric": use.metric, "ref": use.ref, "params": dict(use.params),
-                   "members": members, "higher_is_better": metrics.higher_is_better(use),
-                   "metric_version": metrics.version(use.metric)}
-            try:
-                m = metrics.get(use)
-                outs = outputs.get()
-                refs, seen = [], set()
-                for j in js:
-                    r = j.example.references.get(use.ref)
-                    if r is None:
-                        raise ValueError(f"task {task} has no reference {use.ref!r}")
-                    h = image_hash(r)
-                    if h not in seen:
-                        seen.add(h)
-                        refs.append(_quantised(r))
-                with torch.no_grad():
-                    res = m.compute_sets(outs, refs, seed=seed)
-                extra = {k: v for k, v in res.items() if k != "value"}
-                row.update(value=float(res["value"]), extra=extra, provenance=m.provenance())
-            except Exception as exc:
-                row["error"] = f"{type(exc).__name__}: {exc}"
-            store.write_group_score(row)

@@ -321,8 +321,8 @@ def _replaced_metrics(t: Mapping[str, Any], where: str) -> frozenset[str]:
             if isinstance(m, dict) and "replaces" in m:
                 if not isinstance(m["replaces"], bool):
                     raise SuiteError(f"{where}: {key} replaces must be true or false, got {m['replaces']!r}")
-                if m["replaces"]:
-                    replaced.add(m.get("metric"))
+                if m["replaces"] and isinstance(m.get("metric"), str):
+                    replaced.add(m["metric"])
     return frozenset(replaced)
 
 

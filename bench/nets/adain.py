@@ -118,8 +118,10 @@ class AdaINDecoder(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for conv in self.convs:
+                assert isinstance(conv, nn.Conv2d)  # narrows ModuleList's item type for the type checker
                 fan_in = conv.in_channels * 9
                 conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+                assert conv.bias is not None
                 conv.bias.zero_()
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:

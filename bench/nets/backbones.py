@@ -377,6 +377,10 @@ class VGG16Loss(nn.Module):
         Johnson, Alahi & Fei-Fei, ECCV 2016; Simonyan & Zisserman, ICLR 2015.
     """
 
+    # registered buffers, declared for the type checker (nn.Module's __getattr__ types them loosely)
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, layers: Sequence[str], *, seed: int = 0) -> None:
         super().__init__()
         bad = [n for n in layers if n not in VGG16_RELU]

@@ -215,6 +215,11 @@ _TENSORS = ("weight", "beta", "mean", "var")
 class _ConvBN(nn.Module):
     """Convolution (no bias) + batch norm without scale; parameters exactly as stored in the weights file."""
 
+    # registered buffers, declared for the type checker (nn.Module's __getattr__ types them loosely)
+    beta: torch.Tensor
+    mean: torch.Tensor
+    var: torch.Tensor
+
     def __init__(self, cin: int, cout: int, kernel: tuple[int, int]) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(cout, cin, *kernel), requires_grad=False)
@@ -246,7 +251,7 @@ def _pil_bicubic_255(x: torch.Tensor, size: int) -> torch.Tensor:
     for n in range(arr.shape[0]):
         for c in range(3):
             img = Image.fromarray(arr[n, c], mode="F")
-            out[n, c] = np.asarray(img.resize((size, size), resample=Image.BICUBIC), dtype=np.float32)
+            out[n, c] = np.asarray(img.resize((size, size), resample=Image.Resampling.BICUBIC), dtype=np.float32)
     return torch.from_numpy(out.clip(0, 255)).to(x.device)
 
 

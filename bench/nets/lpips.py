@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -99,6 +99,10 @@ class LPIPSNet(nn.Module):
         lins: ``ParameterList`` of ``(C_l,)`` non-negative weights.
         provenance: ``{"lpips-backbone": ..., "lpips-lin": ...}``.
     """
+
+    # registered buffers, declared for the type checker (nn.Module's __getattr__ types them loosely)
+    shift: torch.Tensor
+    scale: torch.Tensor
 
     def __init__(
         self,
@@ -218,7 +222,7 @@ class LPIPSNet(nn.Module):
 
     def distance_from_features(self, fx: list[torch.Tensor], fy: list[torch.Tensor]) -> torch.Tensor:
         """``(N,)`` distance from precomputed :meth:`normalized_features` (dropout applies while training)."""
-        total = 0
+        total: Any = 0  # a tensor after the first layer
         for a, b, w in zip(fx, fy, self.lins, strict=True):
             d = (a - b).square()
             if self.training and self.dropout > 0:
@@ -255,13 +259,15 @@ class LPIPSNet(nn.Module):
             ``(N,)`` float64 (float32 with ``spatial`` or while gradients are enabled).
         """
         if spatial:
-            total = 0
+            total: Any = 0  # a tensor after the first layer
             for d, w in zip(self.layer_diffs(x, y), self.lins, strict=True):
                 m = (d * w.view(1, -1, 1, 1)).sum(1, keepdim=True)
                 total = total + F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)
             return total
         if torch.is_grad_enabled() or (self.training and self.dropout > 0):
-            return sum(d.mean((2, 3)) @ w for d, w in zip(self.layer_diffs(x, y), self.lins, strict=True))
+            return sum(  # type: ignore[return-value]  # a sum of tensors is a tensor
+                d.mean((2, 3)) @ w for d, w in zip(self.layer_diffs(x, y), self.lins, strict=True)
+            )
         # Inference: per-channel mean of squared differences as a fused norm over space (one pass),
         # then the weighted sum over channels and layers in float64.
         total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)

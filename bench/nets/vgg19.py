@@ -153,6 +153,10 @@ class VGG19Features(nn.Module):
         Simonyan & Zisserman, ICLR 2015; Gatys, Ecker & Bethge, NeurIPS 2015.
     """
 
+    # registered buffers, declared for the type checker (nn.Module's __getattr__ types them loosely)
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
         self,
         layers: Sequence[str],
@@ -235,9 +239,11 @@ class VGG19Features(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for conv in self.convs:
+                assert isinstance(conv, nn.Conv2d)  # narrows ModuleList's item type for the type checker
                 fan_in = conv.in_channels * 9
                 # He initialisation keeps activations at a usable scale through 16 layers
                 conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+                assert conv.bias is not None
                 conv.bias.zero_()
             if self.preprocess is not None:
                 # the preprocessing is not learnt: keep it exact

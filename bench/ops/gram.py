@@ -98,9 +98,12 @@ def style_loss(
     """
     if len(grams) != len(targets):
         raise ValueError(f"grams and targets must have the same length, got {len(grams)} and {len(targets)}")
-    total = None
+    if not grams:
+        raise ValueError("grams must hold at least one layer")
+    total: torch.Tensor | None = None
     for g, t in zip(grams, targets, strict=False):
         wi = layer_weight(g.shape[-1], layer_weights)
         term = (g - t).pow(2).sum(dim=(-2, -1)) * (wi * wi)
         total = term if total is None else total + term
+    assert total is not None
     return total
