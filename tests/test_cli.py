@@ -109,6 +109,7 @@ class Broken(Synthesizer):
 '''
 
 
+@pytest.mark.slow
 def test_entry_point_plugin_is_listed_and_ranked(tmp_path):
     site = tmp_path / "site"
     (site / "tbplug").mkdir(parents=True)

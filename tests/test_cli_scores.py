@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -68,6 +69,7 @@ def test_dip_set5_comparison_is_one_command(shared_data, tmp_path, monkeypatch):
     assert all(j.example.input.image.shape[-1] * 4 == j.example.references["clean"].shape[-1] for j in jobs)
 
 
+@pytest.mark.slow
 def test_missing_weights_give_the_message_and_exit_code_2(tmp_path):
     # a fresh process: loaded networks are memoised per process
     env = {k: v for k, v in os.environ.items() if k != "TEXBENCH_ALLOW_RANDOM_WEIGHTS"}

@@ -36,7 +36,9 @@ def _method_cases():
         except registry.PluginError:
             continue
         for task in cls.tasks:
-            cases.append(pytest.param(name, task, id=f"{name}-{task}"))
+            # Deep Image Prior fits a network per image even at its tiny preset (10-20 s a case)
+            marks = [pytest.mark.slow] if name == "dip" else []
+            cases.append(pytest.param(name, task, id=f"{name}-{task}", marks=marks))
     return cases
 
 

@@ -37,6 +37,7 @@ def _example(task: str, clean: torch.Tensor, **params) -> tasks.Example:
 
 
 # -------------------------------------------------------------------------------------------------- DIP
+@pytest.mark.slow
 def test_dip_denoise_gains_3db_over_noisy_input():
     clean = _builtin("chelsea", 64)
     ex = _example("denoise", clean, sigma=25.0)

@@ -124,6 +124,7 @@ def test_non_utf8_names_are_escaped_readably():
     assert display_name("café.png") == "café.png"
 
 
+@pytest.mark.slow
 # ------------------------------------------------------------------------------------------- acceptance
 def test_a_run_over_hostile_files_scores_the_good_and_names_the_bad(tmp_path):
     """The issue's acceptance: exit 0, no traceback, every good image scored, every bad one named in the

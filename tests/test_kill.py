@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from test_runner import PLUGINS, _suite
 
 QUALITY = ["label", "psnr", "psnr ci95", "ssim", "ssim ci95", "rank", "failed", "n"]
@@ -33,6 +34,7 @@ def _done(db: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     suite = _suite(tmp_path, '{ name = "slow-copy" }, { name = "gaussian-filter" }')
     suite.write_text(suite.read_text().replace("seeds = [0]", "seeds = [0, 1, 2]"))  # 18 jobs, 9 slow ones

@@ -128,6 +128,7 @@ def _val_2afc(model: LPIPSNet, root) -> float:
     return lt.evaluate(dist, root, modes=("2afc",), progress=False)["2afc"]["mean"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_lin_training_beats_uncalibrated_start(synthetic, tmp_path, backbone_available):
     """lin: frozen backbone, linear layers from all-equal; held-out 2AFC must rise above the start.

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from texbench.nets.pretrained import load_pretrained
-from texbench.nets.vgg19 import VGG19Features
+from texbench.nets.vgg19 import VGG19Features, he_init
 from texbench.weights import PyPISource, WeightSpec, register_spec
 
 __all__ = ["ADAIN_DECODER", "ENCODER_LAYER", "AdaINDecoder", "adain_encoder", "adain_networks"]
@@ -115,14 +115,7 @@ class AdaINDecoder(nn.Module):
         self.load_state_dict(mapped, strict=True)
 
     def _random_init(self, seed: int) -> None:
-        gen = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for conv in self.convs:
-                assert isinstance(conv, nn.Conv2d)  # narrows ModuleList's item type for the type checker
-                fan_in = conv.in_channels * 9
-                conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
-                assert conv.bias is not None
-                conv.bias.zero_()
+        he_init(self.convs, seed)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         if feat.ndim != 4 or feat.shape[1] != 512:

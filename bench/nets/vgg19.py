@@ -26,7 +26,7 @@ References:
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -39,6 +39,7 @@ from texbench.nets.pretrained import load_pretrained
 from texbench.weights import PyPISource, UrlSource, WeightSpec, register_spec
 
 __all__ = [
+    "he_init",
     "VGGPadding",
     "VGGPooling",
     "VGGWeights",
@@ -127,6 +128,20 @@ def _caffe_preprocess_weights() -> tuple[torch.Tensor, torch.Tensor]:
     for out_c, in_c in enumerate((2, 1, 0)):
         w[out_c, in_c] = 255.0
     return w, -torch.tensor(_CAFFE_MEAN_BGR)
+
+
+def he_init(convs: Iterable[nn.Module], seed: int) -> None:
+    """Seeded He initialisation of 3×3 convolutions (zero biases), drawn in order from one CPU generator:
+    the random-init fallback of the VGG-style networks, which keeps activations at a usable scale through
+    16 layers."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for conv in convs:
+            assert isinstance(conv, nn.Conv2d)  # narrows ModuleList's item type for the type checker
+            fan_in = conv.in_channels * 9
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+            assert conv.bias is not None
+            conv.bias.zero_()
 
 
 class VGG19Features(nn.Module):
@@ -236,15 +251,8 @@ class VGG19Features(nn.Module):
         self.load_state_dict(mapped, strict=True)
 
     def _random_init(self, seed: int) -> None:
-        gen = torch.Generator().manual_seed(seed)
+        he_init(self.convs, seed)
         with torch.no_grad():
-            for conv in self.convs:
-                assert isinstance(conv, nn.Conv2d)  # narrows ModuleList's item type for the type checker
-                fan_in = conv.in_channels * 9
-                # He initialisation keeps activations at a usable scale through 16 layers
-                conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
-                assert conv.bias is not None
-                conv.bias.zero_()
             if self.preprocess is not None:
                 # the preprocessing is not learnt: keep it exact
                 w, b = _caffe_preprocess_weights()
