@@ -144,6 +144,14 @@ class _LazyOutputs:
         return self._images
 
 
+def _group_row(gk: str, use: MetricUse, metrics: _Metrics, members: list[str], **where: Any) -> dict[str, Any]:
+    """A group score's row before its value: the group (task, dataset, label, item or seed), the metric
+    use, the member jobs, and what ranking and recomputation need (direction, metric version)."""
+    return {"group_key": gk, "column": use.key, **where, "metric": use.metric, "ref": use.ref,
+            "params": dict(use.params), "members": members, "higher_is_better": metrics.higher_is_better(use),
+            "metric_version": metrics.version(use.metric)}
+
+
 def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> None:
     from texbench.imageio import image_hash
 
@@ -165,10 +173,7 @@ def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> No
             gk = _group_key("seeds", members, use.metric, dict(use.params))
             if (gk, use.key) in done:
                 continue
-            row = {"group_key": gk, "column": use.key, "task": task, "dataset": dataset, "label": label,
-                   "item": item, "seed": None, "metric": use.metric, "ref": use.ref, "params": dict(use.params),
-                   "members": members, "higher_is_better": metrics.higher_is_better(use),
-                   "metric_version": metrics.version(use.metric)}
+            row = _group_row(gk, use, metrics, members, task=task, dataset=dataset, label=label, item=item, seed=None)
             try:
                 m = metrics.get(use)
                 outs = [o[None].to(m.device) for o in outputs.get()]
@@ -189,10 +194,7 @@ def _score_groups(store, ok_jobs, status, uses_by_task, metrics, progress) -> No
             gk = _group_key("set", members, use.metric, dict(use.params), seed)
             if (gk, use.key) in done:
                 continue
-            row = {"group_key": gk, "column": use.key, "task": task, "dataset": dataset, "label": label,
-                   "item": None, "seed": seed, "metric": use.metric, "ref": use.ref, "params": dict(use.params),
-                   "members": members, "higher_is_better": metrics.higher_is_better(use),
-                   "metric_version": metrics.version(use.metric)}
+            row = _group_row(gk, use, metrics, members, task=task, dataset=dataset, label=label, item=None, seed=seed)
             try:
                 m = metrics.get(use)
                 outs = outputs.get()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_kill import _done
 from test_runner import PLUGINS, _suite
 
 from texbench import executors
@@ -183,17 +183,6 @@ def _cmdline(pid: int) -> str:
         return "?"
 
 
-def _stored(db: Path) -> int:
-    try:
-        con = sqlite3.connect(db, timeout=1)
-        try:
-            return con.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-
-
 def _texbench(*args: str, env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "texbench", "--plugin", PLUGINS, *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -210,7 +199,7 @@ def test_a_signal_to_the_driver_stops_every_worker_and_a_rerun_resumes(tmp_path,
     args = ["run", "--suite", str(suite), "--out", str(out), "--quiet", "--executor", "process", "--workers", "2"]
     proc = _texbench(*args, env=env)
     deadline = time.time() + 120
-    while _stored(out / "results.sqlite") < 1 and time.time() < deadline and proc.poll() is None:
+    while _done(out / "results.sqlite") < 1 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before the signal: " + proc.stdout.read()
     workers = _children(proc.pid)
@@ -232,14 +221,14 @@ def test_a_signal_to_the_driver_stops_every_worker_and_a_rerun_resumes(tmp_path,
     left = {p: _cmdline(p) for p in workers if _alive(p)}
     assert not left, f"processes of the run still running: {left}"
     assert (out / LOCK_NAME).read_text() == ""  # released, naming no one
-    done = _stored(out / "results.sqlite")
+    done = _done(out / "results.sqlite")
     assert 1 <= done < 12 and f"interrupted: {done} jobs done, {12 - done} left" in line[0]
 
     again = _texbench(*args, env={**env, "TEXBENCH_TEST_SLEEP": "0"})
     text, _ = again.communicate(timeout=300)
     assert again.returncode == 0, text
     assert f"Resuming: {done} of 12 jobs already done" in text
-    assert _stored(out / "results.sqlite") == 12
+    assert _done(out / "results.sqlite") == 12
 
 
 @pytest.mark.slow
@@ -252,7 +241,7 @@ def test_workers_end_by_themselves_when_the_driver_is_killed(tmp_path):
     proc = _texbench("run", "--suite", str(suite), "--out", str(out), "--quiet", "--executor", "process",
                      "--workers", "2", env=env)
     deadline = time.time() + 120
-    while _stored(out / "results.sqlite") < 1 and time.time() < deadline and proc.poll() is None:
+    while _done(out / "results.sqlite") < 1 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before the signal: " + proc.stdout.read()
     workers = _children(proc.pid)
