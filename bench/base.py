@@ -16,7 +16,40 @@ import torch
 
 from texbench.params import NoParams, build_params, params_to_dict
 
-__all__ = ["Dataset", "DatasetItem", "Metric", "MetricKind", "Synthesizer"]
+__all__ = ["Dataset", "DatasetItem", "Metric", "MetricKind", "Resources", "Synthesizer"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """What one job of a method needs from the worker that runs it (:attr:`Synthesizer.resources`).
+
+    The executors read it: Ray asks for ``num_cpus=threads``, ``num_gpus=gpus`` and ``memory`` (bytes)
+    per task, so a task runs only where that much is free; the process executor gives the job ``threads``
+    torch threads, at most its share of the machine (CPU count / workers); the local executor ignores it.
+
+    Attributes:
+        threads: CPU threads one job makes good use of (torch intra-op threads); 1 for single-threaded code.
+        gpus: GPUs one job needs: 0, a fraction below 1 (jobs share a GPU), or a whole number. With
+            ``device = "auto"`` a job then runs on the GPU its worker was given.
+        memory_mb: peak memory of one job in MiB, an estimate; 0 = unknown (nothing is reserved).
+    """
+
+    threads: int = 1
+    gpus: float = 0
+    memory_mb: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ValueError(f"Resources.threads must be a whole number >= 1, got {self.threads!r}")
+        g = self.gpus
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not (g >= 0) or (g > 1 and g != int(g)):
+            raise ValueError(f"Resources.gpus must be 0, a fraction below 1 or a whole number, got {g!r}")
+        if isinstance(self.memory_mb, bool) or not isinstance(self.memory_mb, int) or self.memory_mb < 0:
+            raise ValueError(f"Resources.memory_mb must be a whole number >= 0, got {self.memory_mb!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for a job's payload: ``{"threads", "gpus", "memory_mb"}``."""
+        return dataclasses.asdict(self)
 
 
 class Synthesizer(abc.ABC):
@@ -49,6 +82,9 @@ class Synthesizer(abc.ABC):
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     #: style task: whether the method interpolates between several style images (``TaskInput.styles``)
     style_interpolation: ClassVar[bool] = False
+    #: what one job needs from its worker (threads, GPUs, memory): mapped to Ray task resources and to the
+    #: process executor's threads; the default is one thread, no GPU, no memory reserved
+    resources: ClassVar[Resources] = Resources()
 
     def __init__(self, params: Any = None) -> None:
         if params is None:

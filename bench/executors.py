@@ -9,7 +9,17 @@ What each executor isolates (a method's failure is always one failed job, never 
   or a hang: those take the run with them (a job timeout switches to one isolated worker process).
 * ``process``: also a worker that dies (``os._exit``, a segfault, the OOM killer) and, with a timeout,
   a job that runs too long: that one job is recorded as failed, its worker replaced, the others go on.
-* ``ray``: a task whose worker dies fails alone (Ray's own isolation); job timeouts are not supported.
+* ``ray``: the same on a cluster: a task whose worker dies fails alone (tasks are not retried: a method
+  that kills its worker would kill the next one too), and a job that outlives its timeout is cancelled
+  (``ray.cancel(force=True)`` ends its worker process). Each task asks Ray for what its method declares
+  (:class:`texbench.base.Resources`), inputs go into Ray's object store once and travel by reference,
+  outputs come back as PNG bytes.
+
+Every executor runs any top-level function over a list of payloads (:meth:`map` with ``fn``): the jobs
+(:func:`execute_job`) and the scoring pass's batches (:mod:`texbench.scoring`) use the same workers.
+
+Size: three executors with their own failure handling (pipes and sentinels for the process pool,
+``ray.wait`` deadlines for Ray) plus the worker side they share; splitting them would scatter one contract.
 """
 
 from __future__ import annotations
@@ -22,16 +32,17 @@ import threading
 import time
 import traceback
 from collections import OrderedDict, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 __all__ = ["EXECUTORS", "SYNTHESIZERS", "SynthesizerCache", "check_output", "execute_job", "failed_result",
-           "make_executor"]
+           "fetch", "load_plugins", "make_executor", "process_threads", "ray_task_options"]
 
 _PLUGINS_LOADED: set[str] = set()
 
 
-def _load_plugins(plugin_files: Sequence[str]) -> None:
+def load_plugins(plugin_files: Sequence[str]) -> None:
+    """Load the run's plugin files in this worker, each once per process."""
     from texbench.registry import load_plugin_file
 
     for f in plugin_files:
@@ -100,23 +111,27 @@ def check_output(out: Any, size: tuple[int, int], name: str):
 def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
     """Run one job and return its result; never raises for a method's failure.
 
-    Payload keys: ``method``, ``preset``, ``params``, ``input`` (TaskInput), ``seed``, ``device``,
-    ``plugin_files`` and optionally ``timeout`` (seconds, enforced by the process executor). Result keys: ``status``, ``error``, ``seconds``, ``prepare_seconds``, ``image``
-    (uint8 HxWx3), ``output_hash``, ``info``, ``provenance``.
+    Payload keys: ``method``, ``preset``, ``params``, ``input`` (TaskInput, or a Ray reference to one),
+    ``seed``, ``device`` (``"auto"`` is resolved here, on the worker), ``plugin_files`` and optionally
+    ``timeout`` (seconds, enforced by the executor), ``threads`` (torch threads for this job, set by the
+    executor from the method's :class:`~texbench.base.Resources`). Result keys: ``status``, ``error``,
+    ``seconds``, ``prepare_seconds``, ``png`` (the output encoded as PNG), ``output_hash`` (of its uint8
+    pixels), ``info``, ``provenance``.
     """
     import torch
 
     from texbench.env import resolve_device
-    from texbench.imageio import image_hash, to_uint8
+    from texbench.imageio import encode_png, image_hash, to_uint8
 
     name = payload["method"]
-    result: dict[str, Any] = {"status": "failed", "error": None, "seconds": None, "prepare_seconds": None,
-                              "image": None, "output_hash": None, "info": {}, "provenance": {}}
+    result = failed_result(None)
     try:
-        _load_plugins(payload.get("plugin_files", ()))
+        load_plugins(payload.get("plugin_files", ()))
+        if payload.get("threads"):
+            torch.set_num_threads(int(payload["threads"]))
         device = resolve_device(payload["device"])
         synth = SYNTHESIZERS.get(name, payload["preset"], payload["params"])
-        inp = payload["input"]
+        inp = fetch(payload["input"])
         t0 = time.perf_counter()
         synth.prepare(inp, seed=payload["seed"], device=device)
         t1 = time.perf_counter()
@@ -128,7 +143,7 @@ def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
         info = synth.pop_info()
         out = check_output(out, tuple(inp.size), name)
         img = to_uint8(out)
-        result.update(status="ok", seconds=t2 - t1, prepare_seconds=t1 - t0, image=img,
+        result.update(status="ok", seconds=t2 - t1, prepare_seconds=t1 - t0, png=encode_png(img),
                       output_hash=image_hash(img), info=_jsonable(info), provenance=synth.provenance())
     except (Exception, SystemExit) as exc:  # a crashing plugin, or one calling sys.exit(), is recorded, not fatal
         tb = traceback.extract_tb(exc.__traceback__)
@@ -139,10 +154,54 @@ def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def failed_result(error: str) -> dict[str, Any]:
+def failed_result(error: str | None) -> dict[str, Any]:
     """The result of a job that failed outside the method's own code (its worker died, it timed out)."""
-    return {"status": "failed", "error": error, "seconds": None, "prepare_seconds": None, "image": None,
+    return {"status": "failed", "error": error, "seconds": None, "prepare_seconds": None, "png": None,
             "output_hash": None, "info": {}, "provenance": {}}
+
+
+def fetch(value: Any) -> Any:
+    """``value``, or what it refers to if it is a Ray object reference (data shared once per run through
+    Ray's object store, see :meth:`RayExecutor.share`)."""
+    import sys
+
+    ray = sys.modules.get("ray")  # only a Ray worker can hold a reference, and it has imported ray
+    if ray is not None and isinstance(value, ray.ObjectRef):
+        return ray.get(value)
+    return value
+
+
+def process_threads(resources: Mapping[str, Any] | None, workers: int, cpus: int | None = None) -> int:
+    """Torch threads for one job on a pool of ``workers`` processes: what the method declares
+    (``resources["threads"]``), but no more than this machine's share per worker, so that the workers
+    together do not ask for more cores than there are.
+
+    >>> process_threads({"threads": 8}, workers=2, cpus=4)
+    2
+    >>> process_threads(None, workers=4, cpus=2)
+    1
+    """
+    cpus = cpus or os.cpu_count() or 1
+    want = int((resources or {}).get("threads", 1))
+    return max(1, min(want, cpus // max(1, workers)))
+
+
+def ray_task_options(resources: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Ray task options for one job of a method that declares ``resources`` (a
+    :meth:`texbench.base.Resources.as_dict`): ``num_cpus`` = its threads, ``num_gpus`` = its GPUs,
+    ``memory`` (bytes) = its memory estimate when it gives one. Ray then schedules the task only where
+    that much is free, and makes the GPU it assigns the task's only visible one (``device = "auto"``).
+
+    >>> ray_task_options({"threads": 2, "gpus": 1, "memory_mb": 512})
+    {'num_cpus': 2, 'num_gpus': 1, 'memory': 536870912}
+    >>> ray_task_options(None)
+    {'num_cpus': 1, 'num_gpus': 0}
+    """
+    r = dict(resources or {})
+    opts: dict[str, Any] = {"num_cpus": int(r.get("threads", 1)), "num_gpus": r.get("gpus", 0)}
+    if r.get("memory_mb"):
+        opts["memory"] = int(r["memory_mb"]) * 2**20
+    return opts
 
 
 def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
@@ -169,9 +228,14 @@ class LocalExecutor:
     def __init__(self, **_: Any) -> None:
         pass
 
-    def map(self, payloads: Sequence[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    def share(self, value: Any) -> Any:
+        """``value`` itself: this process already holds it (Ray's executor puts it in its object store)."""
+        return value
+
+    def map(self, payloads: Sequence[dict[str, Any]], fn: Callable[[dict[str, Any]], dict[str, Any]] = execute_job
+            ) -> Iterator[tuple[int, dict[str, Any]]]:
         for i, p in enumerate(payloads):
-            yield i, execute_job(p)
+            yield i, fn(p)
 
     def close(self) -> None:
         pass
@@ -209,11 +273,14 @@ def _worker_main(pipe: Any, threads: int, parent_pid: int) -> None:
     _init_worker(threads)
     while True:
         try:
-            payload = pickle.loads(pipe.recv_bytes())
+            fn, payload = pickle.loads(pipe.recv_bytes())
         except (EOFError, OSError):
             return
         pipe.send_bytes(pickle.dumps(("started", None)))
-        result = execute_job(payload)
+        try:
+            result = fn(payload)
+        except Exception as exc:  # fn's own bug (execute_job never raises): this payload fails, not the worker
+            result = failed_result(f"{type(exc).__name__}: {exc}")
         try:
             data = pickle.dumps(("done", result), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # e.g. an info value that cannot be pickled: the job's fault, not the worker's
@@ -279,29 +346,45 @@ class ProcessExecutor:
 
     name = "process"
 
-    def __init__(self, workers: int | None = None, threads_per_worker: int = 1, **_: Any) -> None:
+    def __init__(self, workers: int | None = None, threads_per_worker: int | None = None, **_: Any) -> None:
         import multiprocessing
 
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
+        if threads_per_worker is not None and threads_per_worker < 1:
+            raise ValueError(f"threads_per_worker must be at least 1, got {threads_per_worker}")
         self.size = workers or os.cpu_count() or 1
         self.threads = threads_per_worker
         self._ctx = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
+        self._idle: list[_Worker] = []  # workers kept between two maps (the jobs, then the scoring pass)
 
-    def map(self, payloads: Sequence[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    def share(self, value: Any) -> Any:
+        """``value`` itself: it is pickled into each payload that holds it."""
+        return value
+
+    def _threads(self, payload: dict[str, Any]) -> int:
+        """A payload's torch threads: ``threads_per_worker`` if given, else :func:`process_threads`."""
+        return self.threads or process_threads(payload.get("resources"), self.size)
+
+    def map(self, payloads: Sequence[dict[str, Any]], fn: Callable[[dict[str, Any]], dict[str, Any]] = execute_job
+            ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Run ``fn`` over ``payloads`` on the workers; yields ``(index, result)`` as they finish. Workers
+        stay up for the next map when this one completes, and are stopped when it is abandoned."""
         from multiprocessing.connection import wait
 
         pending = deque(range(len(payloads)))
-        idle: list[_Worker] = []
+        idle, self._idle = self._idle, []
         busy: list[_Worker] = []
+        completed = False
         try:
             while pending or busy:
                 while pending and len(busy) < self.size:
                     w = idle.pop() if idle else self._start()
                     i = pending.popleft()
                     try:
-                        w.pipe.send_bytes(pickle.dumps(payloads[i], protocol=pickle.HIGHEST_PROTOCOL))
+                        payload = {**payloads[i], "threads": self._threads(payloads[i])}
+                        w.pipe.send_bytes(pickle.dumps((fn, payload), protocol=pickle.HIGHEST_PROTOCOL))
                     except (OSError, ValueError):  # the worker died before it took the job
                         self._forget(w)
                         yield i, failed_result(w.death())
@@ -340,11 +423,14 @@ class ProcessExecutor:
                         self._forget(w)
                         w.stop()
                         yield i, failed_result(f"timed out after {w.timeout:g} s (its worker was stopped)")
+            completed = True
+            self._idle = idle
         finally:
-            self.close()
+            if not completed:  # an error, a signal, or the caller stopped reading: no worker outlives it
+                self.close()
 
     def _start(self) -> _Worker:
-        w = _Worker(self._ctx, self.threads)
+        w = _Worker(self._ctx, self.threads or 1)
         self._workers.append(w)
         return w
 
@@ -360,12 +446,41 @@ class ProcessExecutor:
 
     def close(self) -> None:
         """Stop every worker (also those in the middle of a job)."""
-        workers, self._workers = self._workers, []
+        workers, self._workers, self._idle = self._workers, [], []
         _stop_all(workers)
 
 
+def _texbench_environ() -> dict[str, str]:
+    """The driver's ``TEXBENCH_*`` variables (home, trained cache, random-init permission, weights paths):
+    Ray workers are started by the raylet, not by the driver, and would not see them otherwise."""
+    return {k: v for k, v in os.environ.items() if k.startswith("TEXBENCH_")}
+
+
+def _ray_call(fn: Callable[[dict[str, Any]], dict[str, Any]], payload: dict[str, Any]) -> dict[str, Any]:
+    """A Ray task: take on the driver's ``TEXBENCH_*`` environment, then run ``fn(payload)``."""
+    environ = payload.get("environ", {})
+    for k in [k for k in os.environ if k.startswith("TEXBENCH_") and k not in environ]:
+        del os.environ[k]
+    os.environ.update(environ)
+    return fn(payload)
+
+
+def _ray_failure(exc: BaseException) -> str:
+    """A job's error when its Ray task failed outside the method (the method's own errors are results)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if type(exc).__name__ in ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError", "ActorDiedError"):
+        return f"worker died while running this job (Ray: {type(exc).__name__}: {first})"
+    return f"ray task failed: {type(exc).__name__}: {first}"
+
+
 class RayExecutor:
-    """An existing Ray cluster (``--ray-address``, or a local Ray started by ``ray.init()``)."""
+    """An existing Ray cluster (``--ray-address``), or a local Ray started by ``ray.init()``.
+
+    Tasks ask for their method's resources (:func:`ray_task_options`) and are not retried. At most as many
+    tasks are in flight as the cluster's CPUs and GPUs can run at once, so a submitted task is a running
+    one and a job timeout counts from its submission (which includes, for a fresh worker, its start-up):
+    past it the task is cancelled with ``force=True``, which ends its worker process.
+    """
 
     name = "ray"
 
@@ -377,21 +492,69 @@ class RayExecutor:
         self.ray = ray
         if not ray.is_initialized():
             ray.init(address=address or None, ignore_reinit_error=True, log_to_driver=False)
-        self.remote = ray.remote(execute_job)
+        self._remote = ray.remote(_ray_call)
+        self._shared: dict[int, tuple[Any, Any]] = {}  # id -> (value kept alive, its object reference)
 
-    def map(self, payloads):
-        refs = {self.remote.remote(p): i for i, p in enumerate(payloads)}
-        pending = list(refs)
-        while pending:
-            done, pending = self.ray.wait(pending, num_returns=1)
-            for ref in done:
-                try:
-                    yield refs[ref], self.ray.get(ref)
-                except Exception as exc:  # its worker died, for example: this task alone fails
-                    yield refs[ref], failed_result(f"ray task failed: {exc}")
+    def share(self, value: Any) -> Any:
+        """Put ``value`` into Ray's object store once and return its reference (tasks :func:`fetch` it)."""
+        key = id(value)
+        if key not in self._shared:
+            self._shared[key] = (value, self.ray.put(value))
+        return self._shared[key][1]
+
+    def capacity(self) -> tuple[float, float]:
+        """The cluster's CPUs and GPUs (at least one CPU)."""
+        res = self.ray.cluster_resources()
+        return max(1.0, float(res.get("CPU", 1.0))), float(res.get("GPU", 0.0))
+
+    def map(self, payloads: Sequence[dict[str, Any]], fn: Callable[[dict[str, Any]], dict[str, Any]] = execute_job
+            ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Run ``fn`` over ``payloads`` as Ray tasks; yields ``(index, result)`` as they finish."""
+        cpus, gpus = self.capacity()
+        environ = _texbench_environ()
+        pending = deque(range(len(payloads)))
+        running: dict[Any, tuple[int, dict[str, Any], float | None]] = {}  # ref -> (index, options, deadline)
+        completed = False
+        try:
+            while pending or running:
+                while pending:
+                    opts = ray_task_options(payloads[pending[0]].get("resources"))
+                    used_c = sum(o["num_cpus"] for _, o, _ in running.values())
+                    used_g = sum(o["num_gpus"] for _, o, _ in running.values())
+                    if running and (used_c + opts["num_cpus"] > cpus or used_g + opts["num_gpus"] > gpus):
+                        break
+                    i = pending.popleft()
+                    payload = {**payloads[i], "threads": opts["num_cpus"], "environ": environ}
+                    if "input" in payload:
+                        payload["input"] = self.share(payload["input"])
+                    ref = self._remote.options(max_retries=0, **opts).remote(fn, payload)
+                    timeout = payload.get("timeout")
+                    running[ref] = (i, opts, time.monotonic() + timeout if timeout else None)
+                deadlines = [d for _, _, d in running.values() if d is not None]
+                wait_s = max(0.0, min(deadlines) - time.monotonic()) + 0.01 if deadlines else None
+                done, _ = self.ray.wait(list(running), num_returns=1, timeout=wait_s)
+                for ref in done:
+                    i, _, _ = running.pop(ref)
+                    try:
+                        yield i, self.ray.get(ref)
+                    except Exception as exc:  # its worker died, for example: this task alone fails
+                        yield i, failed_result(_ray_failure(exc))
+                now = time.monotonic()
+                for ref, (i, _, deadline) in list(running.items()):
+                    if deadline is not None and now > deadline:
+                        del running[ref]
+                        self.ray.cancel(ref, force=True)
+                        yield i, failed_result(f"timed out after {payloads[i]['timeout']:g} s "
+                                               "(its Ray worker was stopped)")
+            completed = True
+        finally:
+            if not completed:  # an error, a signal, or the caller stopped reading: stop what still runs
+                for ref in running:
+                    self.ray.cancel(ref, force=True)
 
     def close(self) -> None:
-        pass
+        """Forget the shared objects (Ray frees them); the cluster itself is left as it was."""
+        self._shared.clear()
 
 
 EXECUTORS = {"local": LocalExecutor, "process": ProcessExecutor, "ray": RayExecutor}
@@ -399,7 +562,7 @@ EXECUTORS = {"local": LocalExecutor, "process": ProcessExecutor, "ray": RayExecu
 
 def make_executor(name: str, *, timeouts: bool = False, **kwargs: Any):
     """The executor ``name``; ``timeouts``: some payloads have a ``timeout``, which needs isolated workers
-    (the local executor then becomes one worker process; Ray refuses)."""
+    (the local executor then becomes one worker process)."""
     if name not in EXECUTORS:
         raise ValueError(f"unknown executor {name!r}; executors: {', '.join(EXECUTORS)}")
     if timeouts and name == "local":
@@ -407,7 +570,4 @@ def make_executor(name: str, *, timeouts: bool = False, **kwargs: Any):
 
         # one job at a time, as in this process, with as many torch threads as this process would use
         return ProcessExecutor(workers=1, threads_per_worker=torch.get_num_threads())
-    if timeouts and name == "ray":
-        raise ValueError("job timeouts (--job-timeout, job_timeout) are not supported by the ray executor; "
-                         "use --executor process")
     return EXECUTORS[name](**kwargs)

@@ -50,6 +50,8 @@ __all__ = [
     "max_pixels",
     "pixel_budget",
     "atomic_write_bytes",
+    "decode_image",
+    "encode_png",
     "image_hash",
     "list_images",
     "load_image",
@@ -252,12 +254,11 @@ def image_hash(image: torch.Tensor | np.ndarray) -> str:
     return h.hexdigest()
 
 
-def save_png(image: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
-    """Quantise (if float) and save an RGB image as PNG, atomically.
+def encode_png(image: torch.Tensor | np.ndarray) -> bytes:
+    """Quantise (if float) and encode an RGB image as PNG bytes (what :func:`save_png` writes).
 
     Args:
         image: float tensor ``(3, H, W)`` in [0, 1] or uint8 array ``(H, W, 3)``.
-        path: destination file.
     """
     import io
 
@@ -266,7 +267,37 @@ def save_png(image: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
     arr = to_uint8(image) if isinstance(image, torch.Tensor) else image
     buf = io.BytesIO()
     Image.fromarray(arr, mode="RGB").save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def decode_image(data: bytes, *, name: str = "image") -> torch.Tensor:
+    """:func:`load_image` for an encoded image held in memory (outputs travel from workers as PNG bytes):
+    the same float32 ``(3, H, W)`` in [0, 1], pixel for pixel.
+
+    Raises:
+        ImageError: the bytes are not an image Pillow can decode (the message names ``name``).
+    """
+    import io
+
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            chw = _pil_to_chw(ImageOps.exif_transpose(img))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image ({exc})") from None
+    return torch.from_numpy(chw)
+
+
+def save_png(image: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
+    """Quantise (if float) and save an RGB image as PNG, atomically.
+
+    Args:
+        image: float tensor ``(3, H, W)`` in [0, 1] or uint8 array ``(H, W, 3)``.
+        path: destination file.
+    """
+    atomic_write_bytes(path, encode_png(image))
     return Path(path)
 
 

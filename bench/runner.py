@@ -85,9 +85,12 @@ class RunSummary:
 
 
 def _payload(job: Job, device: str, plugin_files: Sequence[str], timeout: float | None) -> dict[str, Any]:
+    from texbench import registry
+
     return {"method": job.method.name, "preset": job.method.preset, "params": dict(job.method.params),
             "input": job.example.input, "seed": job.seed, "device": device, "plugin_files": list(plugin_files),
-            "timeout": job.method.job_timeout or timeout}
+            "timeout": job.method.job_timeout or timeout,
+            "resources": registry.synthesizers.get(job.method.name).resources.as_dict()}
 
 
 def _job_row(job: Job, result: dict[str, Any], store: Store, env: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +105,7 @@ def _job_row(job: Job, result: dict[str, Any], store: Store, env: dict[str, Any]
 
         hashes["degraded"] = image_hash(job.example.input.image)
     if result["status"] == "ok":
-        output = store.save_image(result["image"], digest=result["output_hash"])
+        output = store.save_png_bytes(result["png"], digest=result["output_hash"])
     return {"job_key": job.key, "task": job.task, "dataset": job.dataset, "item": job.item,
             "method": job.method.name, "label": job.label, "preset": job.method.preset,
             "params": synth.params_dict(), "version": cls.version, "seed": job.seed,
@@ -205,11 +208,14 @@ def _run_suite(suite: Suite, out: Path, jobs: list[Job], *, executor: str, worke
             _record_run(store, suite, jobs, bad, env)
             todo = _jobs_to_run(store, jobs, out, rerun=rerun, retry_failed=retry_failed)
             failed = 0
-            if todo:
-                failed = _run_jobs(store, suite.name, todo, env, device=device, executor=executor, workers=workers,
-                                   ray_address=ray_address, plugin_files=plugin_files, progress=progress,
-                                   job_timeout=job_timeout)
-            score_run(store, suite, jobs, device=device, progress=progress)
+            with _executor(executor, todo, job_timeout, workers=workers, address=ray_address) as ex:
+                if todo:
+                    # on Ray, "auto" is resolved by each worker: the GPU Ray gave it, if any
+                    failed = _run_jobs(store, suite.name, todo, env, ex, plugin_files=plugin_files,
+                                       device=suite.device if executor == "ray" and suite.device == "auto" else device,
+                                       progress=progress, job_timeout=job_timeout)
+                score_run(store, suite, jobs, device=device, progress=progress, executor=ex,
+                          plugin_files=plugin_files)
             summary = RunSummary(out, len(jobs), len(jobs) - len(todo), len(todo), failed, len(bad))
             if write_report:
                 summary.leaderboard = _write_report(store)
@@ -265,33 +271,38 @@ def _jobs_to_run(store: Store, jobs: Sequence[Job], out: Path, *, rerun: bool, r
     return todo
 
 
-def _run_jobs(store: Store, name: str, todo: Sequence[Job], env: dict[str, Any], *, device: str, executor: str,
-              workers: int | None, ray_address: str | None, plugin_files: Sequence[str], progress: bool,
-              job_timeout: float | None) -> int:
-    """Run ``todo`` on the executor, committing each result as it comes; returns how many failed."""
-    from tqdm.auto import tqdm
-
+@contextlib.contextmanager
+def _executor(name: str, todo: Sequence[Job], job_timeout: float | None, **kwargs: Any) -> Iterator[Any]:
+    """The executor of the jobs and then of the scoring pass (its workers serve both), closed at the end."""
     from texbench.executors import make_executor
+
+    timeouts = bool(job_timeout) or any(j.method.job_timeout for j in todo)
+    ex = make_executor(name, timeouts=timeouts, **kwargs)
+    if timeouts and name == "local":
+        print("job timeouts: running the jobs in an isolated worker process", file=sys.stderr)
+    try:
+        yield ex
+    finally:
+        ex.close()
+
+
+def _run_jobs(store: Store, name: str, todo: Sequence[Job], env: dict[str, Any], ex: Any, *, device: str,
+              plugin_files: Sequence[str], progress: bool, job_timeout: float | None) -> int:
+    """Run ``todo`` on the executor ``ex``, committing each result as it comes; returns how many failed."""
+    from tqdm.auto import tqdm
 
     failed = 0
     payloads = [_payload(j, device, plugin_files, job_timeout) for j in todo]
-    timeouts = any(p["timeout"] for p in payloads)
-    ex = make_executor(executor, timeouts=timeouts, workers=workers, address=ray_address)
-    if timeouts and executor == "local":
-        print("job timeouts: running the jobs in an isolated worker process", file=sys.stderr)
-    try:
-        with tqdm(total=len(todo), desc=f"{name}: jobs", unit="job", disable=not progress) as bar:
-            for i, result in ex.map(payloads):
-                job = todo[i]
-                store.write_job(_job_row(job, result, store, env))
-                if result["status"] != "ok":
-                    failed += 1
-                    tqdm.write(f"FAILED {job.task}/{job.label}/{job.item}/seed {job.seed}: {result['error']}",
-                               file=sys.stderr)
-                bar.set_postfix_str(f"{job.task}/{job.label}", refresh=False)
-                bar.update(1)
-    finally:
-        ex.close()
+    with tqdm(total=len(todo), desc=f"{name}: jobs", unit="job", disable=not progress) as bar:
+        for i, result in ex.map(payloads):
+            job = todo[i]
+            store.write_job(_job_row(job, result, store, env))
+            if result["status"] != "ok":
+                failed += 1
+                tqdm.write(f"FAILED {job.task}/{job.label}/{job.item}/seed {job.seed}: {result['error']}",
+                           file=sys.stderr)
+            bar.set_postfix_str(f"{job.task}/{job.label}", refresh=False)
+            bar.update(1)
     return failed
 
 

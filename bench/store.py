@@ -268,6 +268,16 @@ class Store:
             save_png(image_u8, dest)
         return rel
 
+    def save_png_bytes(self, data: bytes, *, digest: str) -> str:
+        """:meth:`save_image` for an output a worker already encoded as PNG; returns its relative path."""
+        from texbench.files import atomic_write_bytes
+
+        rel = f"images/{digest}.png"
+        dest = self.root / rel
+        if not dest.is_file():
+            atomic_write_bytes(dest, data)
+        return rel
+
     def save_input(self, image, digest: str) -> None:
         """Keep a viewable copy of an input or reference image (for grids)."""
         from texbench.imageio import save_png

@@ -14,16 +14,22 @@ Image identity (:func:`image_key`): an image that is exactly representable in 8 
 saves and reloads) is identified by :func:`texbench.imageio.image_hash`, the project-wide image
 identity; any other float image by the sha256 of its float32 pixels, so two different float images can
 never share cached features.
+
+Workers of a distributed scoring pass read the disk cache but do not write it: within
+:func:`deferred_writes` new entries are kept in memory and collected, the worker returns them, and the
+driver alone puts them on disk (one writer, as for the results store).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +37,7 @@ import torch
 
 from texbench.imageio import atomic_write_bytes, image_hash
 
-__all__ = ["FeatureCache", "default_cache", "features_dir", "image_key"]
+__all__ = ["FeatureCache", "default_cache", "deferred_writes", "features_dir", "image_key"]
 
 
 def features_dir() -> Path:
@@ -83,6 +89,8 @@ class FeatureCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        #: while not None, disk writes are collected here instead (see :func:`deferred_writes`)
+        self.deferred: dict[str, np.ndarray] | None = None
 
     def _path(self, key: str) -> Path:
         parts = [_SAFE.sub("_", p) for p in key.split("/")]
@@ -118,7 +126,9 @@ class FeatureCache:
         arr = np.ascontiguousarray(arr, dtype=np.float32)
         arr.setflags(write=False)
         self._remember(key, arr)
-        if self.disk and persistent:
+        if self.disk and persistent and self.deferred is not None:
+            self.deferred[key] = arr
+        elif self.disk and persistent:
             buf = io.BytesIO()
             np.save(buf, arr, allow_pickle=False)
             try:
@@ -154,3 +164,23 @@ def default_cache() -> FeatureCache:
     if key not in _DEFAULT:
         _DEFAULT[key] = FeatureCache(root, disk=disk)
     return _DEFAULT[key]
+
+
+@contextlib.contextmanager
+def deferred_writes(cache: FeatureCache | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Within the block, ``cache`` (default :func:`default_cache`) keeps new entries in memory only and
+    collects those it would have written to disk in the yielded dict, for another process to
+    :meth:`~FeatureCache.put`; reads still use the disk.
+
+    >>> c = FeatureCache(disk=True, root="/nonexistent")
+    >>> with deferred_writes(c) as new:
+    ...     c.put("net/x", np.zeros(2))
+    >>> sorted(new), c.get("net/x").tolist()
+    (['net/x'], [0.0, 0.0])
+    """
+    cache = default_cache() if cache is None else cache
+    before, cache.deferred = cache.deferred, {}
+    try:
+        yield cache.deferred
+    finally:
+        cache.deferred = before

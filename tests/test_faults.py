@@ -135,11 +135,6 @@ def test_job_timeout_values_are_checked(tmp_path, top, message):
     assert not (tmp_path / "r").exists()
 
 
-def test_ray_refuses_job_timeouts():
-    with pytest.raises(ValueError, match="not supported by the ray executor"):
-        executors.make_executor("ray", timeouts=True)
-
-
 def test_local_executor_help_says_what_it_cannot_isolate():
     res = CliRunner().invoke(main, ["run", "--help"], terminal_width=200)
     text = " ".join(res.output.split())

@@ -18,12 +18,15 @@ __all__ = ["command"]
               help="Where jobs run. local: in this process; a method's exception or sys.exit() fails its job "
                    "only, but os._exit(), a crash or a hang ends or stalls the run (--job-timeout runs the jobs "
                    "in an isolated worker process instead). process: worker processes; a worker that dies or "
-                   "times out costs only the job it was running.")
+                   "times out costs only the job it was running. ray: tasks on a Ray cluster (--ray-address), "
+                   "isolated the same way. The scoring pass runs on the same executor.")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes for --executor process [default: CPU count].")
 @click.option("--job-timeout", type=click.FloatRange(min=0, min_open=True, max=1e9), metavar="SECONDS",
               help="Stop a job that runs longer and record it as failed (overrides the suite's job_timeout; "
-                   "a method's own job_timeout wins). Not with --executor ray.")
-@click.option("--ray-address", help="Address of an existing Ray cluster (--executor ray).")
+                   "a method's own job_timeout wins). With --executor ray the time counts from the task's submission.")
+@click.option("--ray-address", metavar="HOST:PORT",
+              help="Address of an existing Ray cluster (--executor ray) [default: a cluster this machine "
+                   "already runs, else a new local Ray].")
 @click.option("--device", help="Override the suite's device (cpu, cuda, auto).")
 @click.option("--rerun", is_flag=True, help="Run every job again, even those already stored.")
 @click.option("--retry-failed", is_flag=True, help="Run again the jobs that failed before.")
