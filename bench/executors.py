@@ -364,8 +364,9 @@ class ProcessExecutor:
         return value
 
     def _threads(self, payload: dict[str, Any]) -> int:
-        """A payload's torch threads: ``threads_per_worker`` if given, else :func:`process_threads`."""
-        return self.threads or process_threads(payload.get("resources"), self.size)
+        """A payload's torch threads: its own ``threads`` if it fixes them (scoring does, see
+        :mod:`texbench.scoring`), else ``threads_per_worker`` if given, else :func:`process_threads`."""
+        return payload.get("threads") or self.threads or process_threads(payload.get("resources"), self.size)
 
     def map(self, payloads: Sequence[dict[str, Any]], fn: Callable[[dict[str, Any]], dict[str, Any]] = execute_job
             ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -524,7 +525,8 @@ class RayExecutor:
                     if running and (used_c + opts["num_cpus"] > cpus or used_g + opts["num_gpus"] > gpus):
                         break
                     i = pending.popleft()
-                    payload = {**payloads[i], "threads": opts["num_cpus"], "environ": environ}
+                    payload = {**payloads[i], "environ": environ}
+                    payload["threads"] = payload.get("threads") or opts["num_cpus"]
                     if "input" in payload:
                         payload["input"] = self.share(payload["input"])
                     ref = self._remote.options(max_retries=0, **opts).remote(fn, payload)

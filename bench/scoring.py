@@ -9,7 +9,7 @@ seed-pair or set group (with its Inception feature extraction) as one task. A ta
 outputs as PNG bytes and the quantised references (shared once: on Ray, through its object store), and
 returns values, errors and the features it extracted; the driver alone writes the store and the feature
 cache's disk (workers read it). Results equal the local executor's: the same function computes each
-value from the same bytes.
+value from the same bytes with the same number of torch threads.
 """
 
 from __future__ import annotations
@@ -156,7 +156,11 @@ def score_run(store: Store, suite: Suite, jobs: Sequence[Job], *, device: str = 
         )
     ok_jobs = [j for j in jobs if j.key in status]
     inputs = _Inputs(store, status, ex)
+    # every task scores with this process's torch threads, whatever its executor's own setting: float32
+    # matrix products split their sums by thread (Gram matrices differ in the 9th digit between 1 and 2
+    # threads), and the values must equal the local pass's bit for bit
     common = {"pass": uuid.uuid4().hex, "device": device, "plugin_files": list(plugin_files),
+              "threads": torch.get_num_threads(),
               "resources": {"threads": 1, "gpus": 1 if device.startswith("cuda") else 0}}
     todo = []
     for j in ok_jobs:
