@@ -8,8 +8,9 @@ registered, so every plugin meets the same bar.
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -139,6 +140,44 @@ class Synthesizer(abc.ABC):
     def pop_info(self) -> dict[str, Any]:
         info, self._info = self._info, {}
         return info
+
+    # ---------------------------------------------------------------------------------- trajectories
+    @property
+    def wants_iterates(self) -> bool:
+        """Whether someone listens to :meth:`report_iterate` in this job (a method may skip the work of
+        forming an intermediate output when nobody does)."""
+        return getattr(self, "_iterate_sink", None) is not None
+
+    def report_iterate(self, iteration: int, image: torch.Tensor) -> None:
+        """Report an intermediate output of an iterative method: what :meth:`run` would return if it
+        stopped after ``iteration`` steps (the method's own unit: DIP's Adam steps, Gatys' evaluations).
+
+        Optional: a method that never calls it is simply not iterative. For restoration tasks the runner
+        scores each reported image against the clean reference *for reporting only* (the method never
+        sees that score) and stores the curve; elsewhere, or when nobody listens, the call does nothing.
+        Report the final output too, at the last iteration, so the curve ends where the result is.
+
+        Args:
+            iteration: steps done so far, a non-negative int, increasing from call to call.
+            image: float ``(3, H, W)`` in [0, 1] with ``(H, W) == task_input.size``, as :meth:`run` returns.
+        """
+        sink = getattr(self, "_iterate_sink", None)
+        if sink is None:
+            return
+        if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+            raise ValueError(f"{self.name}: report_iterate: iteration must be a non-negative int, got {iteration!r}")
+        sink(iteration, image)
+
+    @contextlib.contextmanager
+    def iterates_to(self, sink: Callable[[int, torch.Tensor], None] | None) -> Iterator[None]:
+        """Within the block, :meth:`report_iterate` passes ``(iteration, image)`` to ``sink`` (the runner
+        uses it around one job; ``None`` listens to nothing)."""
+        before = getattr(self, "_iterate_sink", None)
+        self._iterate_sink = sink
+        try:
+            yield
+        finally:
+            self._iterate_sink = before
 
 
 MetricKind = Literal["paired", "unpaired", "set"]

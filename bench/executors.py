@@ -114,14 +114,18 @@ def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
     Payload keys: ``method``, ``preset``, ``params``, ``input`` (TaskInput, or a Ray reference to one),
     ``seed``, ``device`` (``"auto"`` is resolved here, on the worker), ``plugin_files`` and optionally
     ``timeout`` (seconds, enforced by the executor), ``threads`` (torch threads for this job, set by the
-    executor from the method's :class:`~texbench.base.Resources`). Result keys: ``status``, ``error``,
-    ``seconds``, ``prepare_seconds``, ``png`` (the output encoded as PNG), ``output_hash`` (of its uint8
-    pixels), ``info``, ``provenance``.
+    executor from the method's :class:`~texbench.base.Resources`) and ``trajectory`` (the oracle reference
+    and metric that score reported iterates, see :class:`texbench.probes.IterateScorer`). Result keys:
+    ``status``, ``error``, ``seconds`` (minus the oracle scoring), ``prepare_seconds``, ``png`` (the output
+    encoded as PNG), ``output_hash`` (of its uint8 pixels), ``info``, ``provenance``, ``peak_rss_bytes`` and
+    ``peak_cuda_bytes`` (:class:`texbench.probes.PeakMemory`; None where unknown), ``trajectory``
+    (``{metric, ref, higher_is_better, iterations, values, seconds}`` or None).
     """
     import torch
 
     from texbench.env import resolve_device
     from texbench.imageio import encode_png, image_hash, to_uint8
+    from texbench.probes import IterateScorer, PeakMemory
 
     name = payload["method"]
     result = failed_result(None)
@@ -132,19 +136,25 @@ def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
         device = resolve_device(payload["device"])
         synth = SYNTHESIZERS.get(name, payload["preset"], payload["params"])
         inp = fetch(payload["input"])
+        # oracle scoring of reported iterates (restoration tasks): the reference stays here, in the worker
+        scorer = IterateScorer(payload["trajectory"], tuple(inp.size), name) if payload.get("trajectory") else None
+        memory = PeakMemory(device)
+        memory.start()
         t0 = time.perf_counter()
         synth.prepare(inp, seed=payload["seed"], device=device)
         t1 = time.perf_counter()
-        with torch.inference_mode(False):
+        with torch.inference_mode(False), synth.iterates_to(scorer):
             out = synth.run(inp, seed=payload["seed"], device=device)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t2 = time.perf_counter()
+        result.update(memory.stop())
         info = synth.pop_info()
         out = check_output(out, tuple(inp.size), name)
         img = to_uint8(out)
-        result.update(status="ok", seconds=t2 - t1, prepare_seconds=t1 - t0, png=encode_png(img),
-                      output_hash=image_hash(img), info=_jsonable(info), provenance=synth.provenance())
+        result.update(status="ok", seconds=t2 - t1 - (scorer.seconds if scorer else 0.0), prepare_seconds=t1 - t0,
+                      png=encode_png(img), output_hash=image_hash(img), info=_jsonable(info),
+                      provenance=synth.provenance(), trajectory=scorer.result() if scorer else None)
     except (Exception, SystemExit) as exc:  # a crashing plugin, or one calling sys.exit(), is recorded, not fatal
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" (at {tb[-1].filename}:{tb[-1].lineno})" if tb else ""
@@ -157,7 +167,8 @@ def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
 def failed_result(error: str | None) -> dict[str, Any]:
     """The result of a job that failed outside the method's own code (its worker died, it timed out)."""
     return {"status": "failed", "error": error, "seconds": None, "prepare_seconds": None, "png": None,
-            "output_hash": None, "info": {}, "provenance": {}}
+            "output_hash": None, "info": {}, "provenance": {}, "peak_rss_bytes": None, "peak_cuda_bytes": None,
+            "trajectory": None}
 
 
 def fetch(value: Any) -> Any:

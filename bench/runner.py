@@ -89,8 +89,18 @@ def _payload(job: Job, device: str, plugin_files: Sequence[str], timeout: float 
 
     return {"method": job.method.name, "preset": job.method.preset, "params": dict(job.method.params),
             "input": job.example.input, "seed": job.seed, "device": device, "plugin_files": list(plugin_files),
-            "timeout": job.method.job_timeout or timeout,
+            "timeout": job.method.job_timeout or timeout, "trajectory": _trajectory_spec(job),
             "resources": registry.synthesizers.get(job.method.name).resources.as_dict()}
+
+
+def _trajectory_spec(job: Job) -> dict[str, Any] | None:
+    """What scores a job's reported iterates (the task's primary metric against the reference the method
+    never sees, ``Task.oracle_ref``), or None for tasks without such a reference."""
+    task = get_task(job.task)
+    ref = job.example.references.get(task.oracle_ref) if task.oracle_ref else None
+    if ref is None:
+        return None
+    return {"metric": task.primary_metric, "params": {}, "ref": task.oracle_ref, "reference": ref}
 
 
 def _job_row(job: Job, result: dict[str, Any], store: Store, env: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +122,9 @@ def _job_row(job: Job, result: dict[str, Any], store: Store, env: dict[str, Any]
             "task_params": dict(job.task_params), "input_hashes": hashes,
             "status": result["status"], "error": result["error"], "seconds": result["seconds"],
             "prepare_seconds": result["prepare_seconds"], "output": output, "output_hash": result["output_hash"],
-            "info": result["info"], "provenance": result["provenance"], "env": env}
+            "info": result["info"], "provenance": result["provenance"], "env": env,
+            "peak_rss_bytes": result.get("peak_rss_bytes"), "peak_cuda_bytes": result.get("peak_cuda_bytes"),
+            "trajectory": result.get("trajectory")}
 
 
 def run_suite(

@@ -9,7 +9,11 @@
   metric plugins can still be imported when it is regenerated.
 * Reports read the store with pandas; nothing in a report needs a method to run again.
 * This is the only module that speaks SQL: the runner and the reports call the named queries below.
-  Run directories written by older versions are migrated when opened (missing columns are added).
+  Run directories written by older versions are migrated when opened (missing columns and tables are
+  added; opened read-only they are read as they are, and what they lack reads as empty or NULL).
+* Per job, beside its row: its peak memory (``peak_rss_bytes``, ``peak_cuda_bytes``) and, for iterative
+  methods on restoration tasks, its oracle trajectory (``trajectories``: the primary metric of each
+  reported iterate against the clean image), written in the job's own transaction.
 * A run directory keeps every job it ever ran, but reports show exactly the jobs of the suite as it was
   last run (``suite_jobs``, replaced by each run): jobs of an older version of the suite (other
   parameters, another plugin under the same name) are *superseded*, kept and counted, never mixed into
@@ -71,12 +75,19 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE TABLE IF NOT EXISTS suite_jobs (
     job_key TEXT PRIMARY KEY
 );
+CREATE TABLE IF NOT EXISTS trajectories (
+    job_key TEXT PRIMARY KEY,
+    metric TEXT NOT NULL, ref TEXT NOT NULL, higher_is_better INTEGER,
+    iterations TEXT NOT NULL, "values" TEXT NOT NULL, seconds REAL, created REAL NOT NULL
+);
 """
 
 #: columns added since the first release: table -> [(column, declaration)], added on open when missing
 _ADDED_COLUMNS = {
     "scores": [("higher_is_better", "INTEGER"), ("metric_version", "TEXT")],
     "group_scores": [("higher_is_better", "INTEGER"), ("metric_version", "TEXT")],
+    # peak memory of the job (texbench.probes.PeakMemory): NULL where unknown and in older run directories
+    "jobs": [("peak_rss_bytes", "INTEGER"), ("peak_cuda_bytes", "INTEGER")],
 }
 #: the version of scores stored before versions were recorded (NULL ``metric_version``)
 _FIRST_METRIC_VERSION = "1"
@@ -293,10 +304,11 @@ class Store:
         return dict(self.conn.execute("SELECT hash, path FROM inputs"))
 
     def write_job(self, row: Mapping[str, Any]) -> None:
-        """Insert or replace one job row in its own transaction."""
+        """Insert or replace one job row in its own transaction (with its trajectory, if it has one: a
+        ``{metric, ref, higher_is_better, iterations, values, seconds}`` dict under ``trajectory``)."""
         cols = ["job_key", "task", "dataset", "item", "method", "label", "preset", "params", "version", "seed",
                 "task_params", "input_hashes", "status", "error", "seconds", "prepare_seconds", "output",
-                "output_hash", "info", "provenance", "env"]
+                "output_hash", "info", "provenance", "env", "peak_rss_bytes", "peak_cuda_bytes"]
         values = [row.get(c) for c in cols]
         for i, c in enumerate(cols):
             if c in ("params", "task_params", "input_hashes", "info", "provenance", "env") and values[i] is not None:
@@ -308,6 +320,18 @@ class Store:
                 f"INSERT OR REPLACE INTO jobs ({', '.join(cols)}, created) VALUES ({', '.join('?' * len(cols))}, ?)",
                 [*values, time.time()],
             )
+            self._write_trajectory(row["job_key"], row.get("trajectory"))
+
+    def _write_trajectory(self, job_key: str, t: Mapping[str, Any] | None) -> None:
+        """Replace a job's trajectory (inside :meth:`write_job`'s transaction): a re-run leaves no stale curve."""
+        self.conn.execute("DELETE FROM trajectories WHERE job_key = ?", (job_key,))
+        if t:
+            self.conn.execute(
+                'INSERT INTO trajectories (job_key, metric, ref, higher_is_better, iterations, "values", seconds, '
+                "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_key, t["metric"], t["ref"], _stored_direction(t.get("higher_is_better")),
+                 json.dumps([int(i) for i in t["iterations"]]), json.dumps([float(v) for v in t["values"]]),
+                 t.get("seconds"), time.time()))
 
     def record_bad_input(self, task: str, dataset: str, item: str, error: str) -> None:
         with self.conn:
@@ -412,6 +436,24 @@ class Store:
         # a group score counts only if every job it was computed over is one of the current suite's
         keep = [set(json.loads(m)) <= current for m in frame["members"]]
         return frame[keep].reset_index(drop=True)
+
+    def trajectories_frame(self):
+        """The oracle trajectories of the current suite's successful jobs, one row per job, with the job's
+        task, dataset, item, label and seed; ``iterations`` and ``values`` decoded to lists. Empty for run
+        directories written before trajectories were stored."""
+        import pandas as pd
+
+        if not self._has_table("trajectories"):
+            return pd.DataFrame(columns=["job_key", "metric", "ref", "higher_is_better", "iterations", "values",
+                                         "task", "dataset", "item", "label", "seed"])
+        q = ('SELECT t.job_key, t.metric, t.ref, t.higher_is_better, t.iterations, t."values", t.seconds, '
+             "j.task, j.dataset, j.item, j.label, j.seed, j.task_params, j.input_hashes FROM trajectories t "
+             f"JOIN jobs j ON j.job_key = t.job_key WHERE j.status = 'ok' AND {self._current('j')} "
+             "ORDER BY j.task, j.label, j.item, j.seed")
+        frame = pd.read_sql_query(q, self.conn)
+        for c in ("iterations", "values"):
+            frame[c] = [json.loads(v) for v in frame[c]]
+        return frame
 
     def bad_inputs_frame(self):
         import pandas as pd

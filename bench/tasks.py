@@ -222,6 +222,9 @@ class Task:
     #: set-level metrics (FID, KID) computed over all outputs of one method on one dataset
     set_metrics: tuple[MetricUse, ...] = ()
     min_size: int = 8
+    #: a reference the method never sees (restoration: ``clean``): the intermediate outputs an iterative
+    #: method reports are scored against it with the primary metric, for the report only (an oracle)
+    oracle_ref: str | None = None
 
     def params(self, overrides: Mapping[str, Any] | None = None) -> Any:
         return build_params(self.Params, overrides=overrides, owner=f"task {self.name}")
@@ -246,7 +249,8 @@ class TextureTask(Task):
         # patch methods copy verbatim: report how much, beside the statistics
         MetricUse("copy-fraction", "exemplar"),
         MetricUse("copy-region", "exemplar"),
-        MetricUse("lpips", "seeds", "lpips-diversity"),
+        # between the seeds of one input, after the best circular shift: shifted copies are not diverse
+        MetricUse("lpips-aligned", "seeds", "diversity"),
     )
     #: FID/KID between random crops of the outputs and random crops of the exemplars: 8 crops of
     #: 64x64 per image, positions seeded by the run seed and each image's hash (texbench.metrics.fid)
@@ -272,6 +276,7 @@ class StyleTask(Task):
         MetricUse("lpips", "content", "lpips-content", {"net": "alex"}),
         MetricUse("vgg-content-distance", "content"),
         MetricUse("ssim", "content", "ssim-content"),
+        MetricUse("lpips-aligned", "seeds", "diversity"),  # methods that take noise, with several seeds
     )
     #: whole outputs vs whole style images (as ArtFID's FID term)
     set_metrics = (MetricUse("fid", "style", "fid-style"), MetricUse("kid", "style", "kid-style"))
@@ -286,6 +291,7 @@ class DenoiseTask(Task):
     name = "denoise"
     description = "additive white Gaussian noise removal (sigma on 0-255)"
     roles = ("clean",)
+    oracle_ref = "clean"
     Params = DenoiseParams
     primary_metric = "psnr"
     default_metrics = _RESTORATION_METRICS
@@ -305,6 +311,7 @@ class SR4Task(Task):
     name = "sr4"
     description = "x4 super-resolution of antialiased-bicubic down-sampled images"
     roles = ("clean",)
+    oracle_ref = "clean"
     Params = SR4Params
     primary_metric = "psnr"
     default_metrics = (
@@ -327,6 +334,7 @@ class InpaintTask(Task):
     name = "inpaint"
     description = "inpainting of missing pixels (random pixel mask or one region), mask given to the method"
     roles = ("clean",)
+    oracle_ref = "clean"
     Params = InpaintParams
     primary_metric = "psnr"
     default_metrics = _RESTORATION_METRICS

@@ -34,6 +34,8 @@ figure{margin:0;width:140px;font-size:12px} figure img{width:140px;height:140px;
 background:#eee;image-rendering:pixelated} figcaption{overflow:hidden;text-overflow:ellipsis}
 .missing{width:140px;height:140px;background:#f8e0e0;display:flex;align-items:center;justify-content:center}
 code{background:#f5f5f5}
+figure.plot{width:auto;margin:.5em 0 1.5em} figure.plot figcaption{font-size:13px;color:#444}
+p.notes{font-size:13px;color:#444;max-width:1100px}
 """
 
 _JS = """
@@ -72,11 +74,13 @@ def _num(v: Any) -> str:
 def _table(df: Any) -> str:
     """One leaderboard table; the best mean of each metric column is highlighted."""
     from texbench.reports.leaderboard import display_table
+    from texbench.reports.oracle import ORACLE_MARK
 
     show = display_table(df)
     raw: dict[str, str | None] = {}  # displayed column -> column of df holding its sortable number
     for c in show.columns:
         base = c[:-2] if c.endswith((" ↑", " ↓")) else c
+        base = base.removesuffix(ORACLE_MARK)
         raw[c] = base if base in df else None
     best: dict[str, Any] = {}
     for c, base in raw.items():
@@ -142,9 +146,25 @@ def _gallery(
     return "\n".join(out)
 
 
+def _trajectories(trajectories: Any, task: str) -> str:
+    """The task's oracle trajectories as an inline SVG figure under a heading (empty when it has none);
+    a failure costs the picture, never the page."""
+    from texbench.reports.curves import trajectory_svg
+
+    tt = trajectories[trajectories[C.TASK] == task] if len(trajectories) else trajectories
+    if not len(tt):
+        return ""
+    try:
+        svg = trajectory_svg(tt)
+    except Exception as exc:  # noqa: BLE001  a picture must never cost the report
+        return f'<p class="warn">trajectory plot not drawn: {_e(exc)}</p>'
+    return f"<h3>Trajectories ({_e(task)})</h3>{svg}" if svg else ""
+
+
 def report_html(store: Store, tables: dict[str, Any] | None = None, *, max_items: int = 50) -> str:
     """The whole report as one HTML document (image links relative to the run directory)."""
     from texbench.reports.leaderboard import RANDOM_INIT_WARNING, leaderboard_tables, problems, report_header
+    from texbench.reports.oracle import column_notes
     from texbench.tasks import TASKS
 
     tables = leaderboard_tables(store) if tables is None else tables
@@ -162,6 +182,7 @@ def report_html(store: Store, tables: dict[str, Any] | None = None, *, max_items
     jobs = store.jobs_frame()
     scores = store.scores_frame()
     inputs = store.input_paths()
+    trajectories = store.trajectories_frame()
     for task, df in tables.items():
         desc = TASKS[task].description if task in TASKS else ""
         tj = jobs[jobs[C.TASK] == task]
@@ -169,6 +190,8 @@ def report_html(store: Store, tables: dict[str, Any] | None = None, *, max_items
         parts.append(f"<p>dataset: {_e(', '.join(sorted(set(tj[C.DATASET]))))}; primary metric: "
                      f"{_e(df.attrs.get('primary'))}</p>")
         parts.append(_table(df))
+        parts += [f'<p class="notes">{_e(n)}</p>' for n in column_notes(df)]
+        parts.append(_trajectories(trajectories, task))
         parts.append(f"<h3>Outputs ({_e(task)})</h3>")
         parts.append(_gallery(jobs, scores, inputs, task, df.attrs.get("primary"), max_items))
     for title, items in problems(store).items():

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from texbench import columns as C
+from texbench.reports.oracle import ORACLE_MARK, add_oracle_columns, column_notes
 from texbench.store import Store
 
 __all__ = [
@@ -36,8 +37,6 @@ __all__ = [
 ARTFID = "artfid"
 #: paired difference to the first-ranked method on the primary metric
 VS_FIRST = "vs #1"
-
-
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
     """Mean, half-width of the Student-t confidence interval, and count (NaN half-width for n < 2).
 
@@ -179,6 +178,7 @@ def leaderboard_tables(store: Store) -> dict[str, Any]:
     jobs = store.jobs_frame()
     scores = store.scores_frame()
     groups = store.group_scores_frame()
+    trajectories = store.trajectories_frame()
     primaries = store.primary_metrics()
     directions = _Directions()
     tables = {}
@@ -190,13 +190,15 @@ def leaderboard_tables(store: Store) -> dict[str, Any]:
             groups[groups[C.TASK] == task] if len(groups) else groups,
             primary,
             directions,
+            trajectories[trajectories[C.TASK] == task],
         )
     directions.warn(store.root)
     return tables
 
 
-def _task_table(tj: Any, ts: Any, tg: Any, primary: str, directions: _Directions) -> Any:
-    """One task's leaderboard from its jobs, scores and group scores, ranked by ``primary``."""
+def _task_table(tj: Any, ts: Any, tg: Any, primary: str, directions: _Directions, tt: Any = None) -> Any:
+    """One task's leaderboard from its jobs, scores, group scores and oracle trajectories ``tt``, ranked
+    by ``primary``."""
     import pandas as pd
 
     labels = list(dict.fromkeys(tj[C.LABEL]))
@@ -230,13 +232,17 @@ def _task_table(tj: Any, ts: Any, tg: Any, primary: str, directions: _Directions
     if pcol in order:  # the ranking metric first
         order.remove(pcol)
         order.insert(0, pcol)
+    oracle = add_oracle_columns(df, tt, ts, columns)
+    if oracle:  # beside the final value they qualify, never ranked by
+        order = [c for c in order if c not in oracle]
+        order[1:1] = oracle
     if pcol is not None and pcol in df:
         asc = not columns.get(pcol, False)
         df[C.RANK] = df[pcol].rank(ascending=asc, method="min")
         df = df.sort_values([C.RANK], na_position="last")
         if len(ts) and pcol in set(ts[C.COLUMN]) and len(df) > 1 and math.isfinite(df[pcol].iloc[0]):
             _paired_vs_first(df, ts[ts[C.COLUMN] == pcol])
-    df.attrs.update(directions=columns, primary=pcol, columns=order)
+    df.attrs.update(directions=columns, primary=pcol, columns=order, oracle=oracle)
     return df
 
 
@@ -277,6 +283,10 @@ def _job_columns(lj: Any) -> dict[str, Any]:
     train = _train_seconds(ok)
     if train is not None:
         out[C.TRAIN_SECONDS] = train
+    for col, key in ((C.PEAK_RSS, "peak_rss_bytes"), (C.PEAK_CUDA, "peak_cuda_bytes")):
+        known = ok[key].dropna() if key in ok else []
+        if len(known):  # the median job's peak, in MiB (older run directories have none)
+            out[col] = float(known.median()) / 2**20
     out[C.FAILED] = int((lj[C.STATUS] == C.STATUS_FAILED).sum())
     out[C.N] = int(len(lj))
     return out
@@ -338,6 +348,10 @@ def display_table(df: Any) -> Any:
         d = df.attrs["directions"].get(col)
         arrow = " ↑" if d else (" ↓" if d is False else "")
         cells = [_fmt(m, h) for m, h in zip(df[col], df[f"{col} ci95"])]
+        if col == C.BEST_ITERATION:
+            cells = [f"{m:.0f}" if math.isfinite(m) else "—" for m in df[col]]
+        if col in df.attrs.get("oracle", ()):
+            arrow = f"{ORACLE_MARK}{arrow}"
         if f"{col} samples" in df:  # set-level: the sample size, and a mark where it is too small
             cells = [c if not isinstance(n, int | float) or not math.isfinite(n)
                      else f"{c} (n={int(n)}{', unreliable' if bad else ''})"
@@ -347,6 +361,9 @@ def display_table(df: Any) -> Any:
             show[VS_FIRST] = ["—" if i == 0 else _fmt_signed(m, h)
                               for i, (m, h) in enumerate(zip(df[VS_FIRST], df[f"{VS_FIRST} ci95"]))]
     show[C.MEDIAN_SECONDS] = [f"{s:.3g}" if math.isfinite(s) else "—" for s in df[C.MEDIAN_SECONDS]]
+    for col in (C.PEAK_RSS, C.PEAK_CUDA):
+        if col in df:
+            show[col] = [f"{v:.0f}" if isinstance(v, float) and math.isfinite(v) else "—" for v in df[col]]
     if C.TRAIN_SECONDS in df:
         show[C.TRAIN_SECONDS] = [f"{s:.3g}" if isinstance(s, float) and math.isfinite(s) else "—"
                                  for s in df[C.TRAIN_SECONDS]]
@@ -400,6 +417,7 @@ def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> 
         shown = display_table(df).reset_index()
         shown = shown.rename(columns=md_escape).map(md_escape)
         lines += [shown.to_markdown(index=False), ""]
+        lines += [f"- {md_escape(n)}" for n in column_notes(df)] + ([""] if column_notes(df) else [])
         grid = store.root / f"grid_{task}.png"
         if grid.is_file():
             lines += [f"![{task} examples]({grid.name})", ""]

@@ -178,6 +178,9 @@ class DIPParams(Params):
         norm: ``batch`` or ``none``.
         pad: ``reflection`` or ``zero``.
         leaky_slope: LeakyReLU negative slope.
+        report_every: report the output every this many iterations (and after the last) through
+            :meth:`~texbench.base.Synthesizer.report_iterate`, when the runner listens (restoration tasks:
+            the oracle trajectory of the leaderboard's ``psnr@best``). Does not change the output.
     """
 
     iterations: int | None = param(None, ge=1)
@@ -197,6 +200,7 @@ class DIPParams(Params):
     norm: Literal["batch", "none"] = "batch"
     pad: Literal["reflection", "zero"] = "reflection"
     leaky_slope: float = 0.2
+    report_every: int = param(50, ge=1)
 
     def resolved(self, task: str) -> dict[str, float]:
         """The per-task settings with ``None`` replaced by the paper's value for ``task``."""
@@ -324,7 +328,7 @@ class DIP(Synthesizer):
         last_fit = -math.inf
         n_backtracks = 0
         t0 = time.perf_counter()
-        for _ in range(iterations):
+        for i in range(iterations):
             opt.zero_grad(set_to_none=True)
             z_in = z + torch.randn(z.shape, generator=gen).to(device) * reg_std if reg_std > 0 else z
             out = crop(net(z_in))
@@ -352,6 +356,8 @@ class DIP(Synthesizer):
                 psnrs.append(float(psnr(out.detach(), ref)))
                 if out_avg is not None:
                     psnrs_ema.append(float(psnr(out_avg, ref)))
+            if self.wants_iterates and ((i + 1) % p.report_every == 0 or i + 1 == iterations):
+                self._report(i + 1, net, z, crop, out_avg if ema_decay > 0 else None)
         seconds = time.perf_counter() - t0
 
         if ema_decay > 0 and out_avg is not None:
@@ -372,6 +378,17 @@ class DIP(Synthesizer):
                 info["psnr_ema"] = [round(v, 4) for v in psnrs_ema]
         self.record(**info)
         return result[0].detach().clamp(0.0, 1.0).to(torch.float32)
+
+    def _report(self, iteration: int, net: nn.Module, z: torch.Tensor, crop: Callable, out_avg: Any) -> None:
+        """Report what :meth:`run` would return had it stopped here: the running average where the task
+        averages, else ``g_θ(z)`` with the unperturbed code (one extra forward pass; batch norm in training
+        mode uses the image's own statistics, so the pass changes nothing the fit depends on)."""
+        if out_avg is not None:
+            image = out_avg
+        else:
+            with torch.no_grad():
+                image = crop(net(z))
+        self.report_iterate(iteration, image[0].detach().clamp(0.0, 1.0).float())
 
     def provenance(self) -> dict[str, str]:
         return {}

@@ -99,6 +99,10 @@ class GatysParams(Params):
         scales: coarse-to-fine levels (1 = off); level k works at 1/2^k of the output size, with the
             exemplar/style/content down-sampled alike, and its result, up-sampled, starts the next level.
             The budget is split equally between levels.
+        report_every: report the current image about every this many evaluations (at the first accepted
+            iterate past each multiple, on the finest level only, and the final output) through
+            :meth:`~texbench.base.Synthesizer.report_iterate`, when the runner listens. Does not change the
+            output.
     """
 
     weights: VGGWeights = "normalised"
@@ -116,6 +120,7 @@ class GatysParams(Params):
     history_size: int = param(100, ge=1)
     adam_lr: float = param(0.02, gt=0)
     scales: int = param(1, ge=1)
+    report_every: int = param(25, ge=1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -133,6 +138,7 @@ def optimise_image(
     optimizer: Optimizer = "lbfgs-b",
     history_size: int = 100,
     adam_lr: float = 0.02,
+    on_iterate: Callable[[int, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Minimise ``loss_fn(x)`` over the pixels of ``x`` within about ``max_evals`` loss/gradient evaluations.
 
@@ -150,6 +156,9 @@ def optimise_image(
             ``"adam"``: projected Adam (pixels clipped to [0, 1] after each step).
         history_size: L-BFGS memory (``maxcor`` of L-BFGS-B).
         adam_lr: Adam step size on the [0, 1] scale.
+        on_iterate: called as ``on_iterate(evaluations so far, image)`` with each accepted iterate
+            (L-BFGS-B: the end of each line search; Adam: after each step; ``lbfgs``: each evaluated point,
+            as torch's optimiser exposes no accepted point) as a detached ``(1, 3, H, W)`` tensor.
 
     Returns:
         The optimised image (detached) and ``{"loss_curve": [...], "loss_curve_evals": [...], "evals": n,
@@ -184,6 +193,8 @@ def optimise_image(
             # L-BFGS-B's line search ends on the accepted point, so the last value is that of x_k
             curve.append(float(intermediate_result.fun))
             curve_evals.append(n_evals)
+            if on_iterate is not None:
+                on_iterate(n_evals, torch.from_numpy(intermediate_result.x).to(device=device, dtype=dtype).view(shape))
 
         res = scipy.optimize.minimize(
             fg,
@@ -223,6 +234,8 @@ def optimise_image(
             loss = loss_fn(x)
             loss.backward()
             evals.append((opt.state[x].get("n_iter", 0), loss.item()))
+            if on_iterate is not None:
+                on_iterate(len(evals), x.detach().clamp(0, 1))
             return loss
 
         opt.step(closure)
@@ -249,6 +262,8 @@ def optimise_image(
             opt.step()
             with torch.no_grad():
                 x.clamp_(0, 1)
+            if on_iterate is not None:
+                on_iterate(i + 1, x.detach())
         n_evals = n_iter = max_evals
         x = x.detach()
     else:
@@ -350,6 +365,22 @@ class Gatys(_VGGOptimiser):
         ordered = tuple(n for n in LAYER_NAMES if n in layers)
         net = self._net(ordered, device, seed)
 
+        def finish(u: torch.Tensor) -> torch.Tensor:
+            """The output from the optimised image: clipped, with the content's colours where kept."""
+            u = u.clamp(0, 1)
+            if task == "style" and p.preserve_color:
+                yiq = rgb_to_yiq(content_rgb)
+                yiq[:, :1] = rgb_to_yiq(u)[:, :1]
+                u = yiq_to_rgb(yiq).clamp(0, 1)
+            return u
+
+        reported = [0]  # evaluations at the last report
+
+        def report(evals: int, u: torch.Tensor) -> None:
+            if evals // p.report_every > reported[0] // p.report_every:
+                reported[0] = evals
+                self.report_iterate(evals, finish(u)[0].float())
+
         start = time.perf_counter()
         curve: list[float] = []
         curve_evals: list[int] = []
@@ -396,6 +427,9 @@ class Gatys(_VGGOptimiser):
                 optimizer=p.optimizer,
                 history_size=p.history_size,
                 adam_lr=p.adam_lr,
+                # only the finest level has the output's size; the offset counts the coarser levels' evaluations
+                on_iterate=(lambda n, u, done=evals_done: report(done + n, u))
+                if level == 0 and self.wants_iterates else None,
             )
             curve += info["loss_curve"]
             curve_evals += [e + evals_done for e in info["loss_curve_evals"]]
@@ -406,11 +440,9 @@ class Gatys(_VGGOptimiser):
                     style_end = float(style_term(x.clamp(0, 1))[0])
         seconds = time.perf_counter() - start
         assert x is not None
-        out = x.clamp(0, 1)
-        if task == "style" and p.preserve_color:
-            yiq = rgb_to_yiq(content_rgb)
-            yiq[:, :1] = rgb_to_yiq(out)[:, :1]
-            out = yiq_to_rgb(yiq).clamp(0, 1)
+        out = finish(x)
+        if self.wants_iterates and reported[0] < evals_done:
+            self.report_iterate(evals_done, out[0].float())
         self.record(
             optimizer=p.optimizer,
             loss_curve=curve,
