@@ -4,6 +4,15 @@ The image itself is optimised (L-BFGS by default, as in the papers; Adam selecta
 matrices on ``relu1_1, relu2_1, relu3_1, relu4_1, relu5_1`` match those of the exemplar / style image,
 plus, for style transfer, its ``relu4_2`` features match those of the content image.
 
+Which source each setting follows:
+
+* the defaults are the course's setting: style layers ``relu1_1 … relu5_1`` (the CVPR 2016 paper's),
+  ``w_i = 1/C_i``, Grams divided by the number of positions, a budget of function evaluations;
+* the preset ``deeptextures`` (``--preset deeptextures``) is the authors' texture code, DeepTextures
+  (Gatys, Ecker & Bethge 2015): layers ``conv1_1, pool1, pool2, pool3, pool4`` with weights 1e9 each,
+  their ``gram_mse_loss`` normalisation, L-BFGS-B with ``maxiter=2000``, ``m=20``, their start and
+  bounds on Caffe's input scale; every constant and where it comes from is in :data:`DEEPTEXTURES`.
+
 Loss (see :mod:`texbench.ops.gram` for the normalisation):
 
 * style: ``L_s = Σ_i w_i² ‖G_i(u) − G_i(s)‖²_F``, ``G = FᵀF / N_positions``, ``w_i = 1/C_i``;
@@ -19,7 +28,8 @@ Speed: the target Gram matrices (and content features) are computed once per sca
 the network is cut after the deepest layer used; every L-BFGS function evaluation is one forward and one
 backward pass, nothing else.
 
-Departures from the papers' code, written down:
+Departures of the defaults from the papers' code, written down (the ``deeptextures`` preset removes
+all but the last):
 
 * none for the optimiser: the default is scipy's L-BFGS-B with the pixels bounded to [0, 1], as in the
   papers' code. ``optimizer="lbfgs"`` (``torch.optim.LBFGS``, strong-Wolfe line search) has no bounds:
@@ -54,6 +64,7 @@ import torch.nn.functional as F
 
 from texbench.base import Synthesizer
 from texbench.nets.vgg19 import (
+    CAFFE_MEAN_BGR,
     CONTENT_LAYER,
     LAYER_NAMES,
     STYLE_LAYERS,
@@ -69,12 +80,26 @@ from texbench.params import Params, param
 
 Optimizer = Literal["lbfgs-b", "lbfgs", "adam"]
 
-__all__ = ["Gatys", "GatysParams", "VGGInversion", "VGGInversionParams", "optimise_image"]
+__all__ = [
+    "DEEPTEXTURES",
+    "Gatys",
+    "GatysParams",
+    "VGGInversion",
+    "VGGInversionParams",
+    "exemplar_bounds",
+    "gram_style_loss",
+    "optimise_image",
+    "white_noise",
+]
 
 
 @dataclasses.dataclass(frozen=True)
 class GatysParams(Params):
-    """Parameters of :class:`Gatys` (defaults: the papers').
+    """Parameters of :class:`Gatys`.
+
+    The defaults follow the course's setting (``relu1_1 … relu5_1``, ``w_i = 1/C_i``, Grams divided by
+    the number of positions, a budget of function evaluations); the ``deeptextures`` preset is the
+    authors' own texture code (see :data:`DEEPTEXTURES`).
 
     Attributes:
         weights: ``"normalised"`` (Gatys' normalised Caffe VGG-19) or ``"imagenet"`` (torchvision).
@@ -83,10 +108,25 @@ class GatysParams(Params):
         style_layers: layers whose Gram matrices are matched.
         content_layer: layer whose features are matched (style task).
         gram_norm: Gram normalisation (``"positions"``: by H·W; ``"all"``: by C·H·W; ``"none"``).
-        layer_weights: ``"inverse-channels"`` (w_i = 1/C_i) or ``"uniform"``.
+        layer_weights: ``"inverse-channels"`` (w_i = 1/C_i), ``"half-inverse-channels"`` (w_i = 1/(2 C_i),
+            Gatys et al.'s ``1/(4 N_l²)``) or ``"uniform"``.
+        style_weights: per-layer factors λ_i of the style loss ``Σ_i λ_i w_i² ‖G_i(u) − G_i(s)‖²_F``, one
+            per entry of ``style_layers`` (the paper's ``w_l``; DeepTextures: 1e9 each); empty: all 1.
         content_weight: λ in ``L_s + λ L_c`` (style task).
         init: style task start: ``"noise"`` (the CVPR paper) or ``"content"``. Texture always starts from
             noise.
+        noise: the white noise the texture (and ``init="noise"``) starts from: ``"uniform"`` in [0, 1], or
+            ``"mean-pixel-normal"``, DeepTextures' ``np.random.randn`` on Caffe's input scale, i.e. the
+            ImageNet mean pixel plus N(0, 1/255²) per pixel (drawn from torch's seeded generator, not
+            numpy's global one).
+        bounds: the box of the pixels under L-BFGS-B (and the clipping of the others): ``"unit"``,
+            [0, 1]; ``"exemplar"``, DeepTextures' ``get_bounds``: the exemplar's (style image's) minimum
+            and maximum over all channels on Caffe's input scale (BGR × 255 minus the mean pixel), the same
+            two numbers for every channel there, so per channel in RGB [0, 1] (they may reach outside
+            [0, 1]; the output is clipped to [0, 1] at the end).
+        pixel_scale: the L-BFGS variants optimise ``pixel_scale`` × the [0, 1] pixels (DeepTextures: 255,
+            Caffe's input scale). L-BFGS-B's first step is the unscaled gradient, so the scale changes the
+            path, not the minimiser; Adam is scale-free (``adam_lr`` stays on the [0, 1] scale).
         preserve_color: luminance-only transfer (Gatys et al. 2016b): style and content are converted to
             luminance (the style's luminance matched to the content's mean and std), the transfer runs on
             luminance, and the content's chrominance (YIQ) is put back.
@@ -94,6 +134,8 @@ class GatysParams(Params):
             (``torch.optim.LBFGS``, unbounded, clipped at the end) or ``"adam"`` (projected); see
             :func:`optimise_image`.
         max_evals: budget in loss/gradient evaluations (all scales together).
+        max_iterations: L-BFGS iteration limit (all scales together; scipy's ``maxiter``); 0: the
+            evaluation budget alone decides. DeepTextures: 2000, with scipy's default ``maxfun`` 15000.
         history_size: L-BFGS memory.
         adam_lr: Adam's step size on the [0, 1] pixel scale.
         scales: coarse-to-fine levels (1 = off); level k works at 1/2^k of the output size, with the
@@ -112,11 +154,16 @@ class GatysParams(Params):
     content_layer: str = param(CONTENT_LAYER, choices=LAYER_NAMES)
     gram_norm: GramNorm = "positions"
     layer_weights: LayerWeights = "inverse-channels"
+    style_weights: tuple[float, ...] = param((), ge=0)
     content_weight: float = param(1.0, ge=0)
     init: Literal["noise", "content"] = "noise"
+    noise: Literal["uniform", "mean-pixel-normal"] = "uniform"
+    bounds: Literal["unit", "exemplar"] = "unit"
+    pixel_scale: float = param(1.0, gt=0)
     preserve_color: bool = False
     optimizer: Optimizer = "lbfgs-b"
     max_evals: int = param(1000, ge=1)
+    max_iterations: int = param(0, ge=0)
     history_size: int = param(100, ge=1)
     adam_lr: float = param(0.02, gt=0)
     scales: int = param(1, ge=1)
@@ -127,6 +174,50 @@ class GatysParams(Params):
         # ties two fields (every level needs at least one evaluation): not a bound of either alone
         if self.max_evals < self.scales:
             raise ValueError(f"max_evals ({self.max_evals}) must be >= scales ({self.scales})")
+        if self.style_weights and len(self.style_weights) != len(self.style_layers):
+            raise ValueError(
+                f"style_weights must hold one weight per style layer ({len(self.style_layers)}), "
+                f"got {len(self.style_weights)}"
+            )
+        if 0 < self.max_iterations < self.scales:
+            raise ValueError(f"max_iterations ({self.max_iterations}) must be 0 or >= scales ({self.scales})")
+
+
+#: Gatys, Ecker & Bethge's texture code (github.com/leongatys/DeepTextures, ``Example.ipynb`` with
+#: ``DeepImageSynthesis/{ImageSyn,LossFunctions,Misc}.py``), written as overrides of :class:`GatysParams`:
+#:
+#: * ``tex_layers = ['pool4', 'pool3', 'pool2', 'pool1', 'conv1_1']``: Caffe's ReLUs work in place, so
+#:   the blob ``conv1_1`` holds the rectified output, texbench's ``relu1_1``;
+#: * ``tex_weights = [1e9] * 5`` and ``gram_mse_loss``: ``weight/4 · Σ (G − A)² / N²`` with
+#:   ``G = F Fᵀ / M`` (N channels, M positions), i.e. positions-normalised Grams and ``w_i = 1/(2 N_i)``;
+#: * ``VGG_ave_pool_deploy.prototxt`` with ``vgg_normalised.caffemodel``: the normalised VGG-19, average
+#:   pooling, zero padding;
+#: * ``minimize(method='L-BFGS-B', options={'maxiter': 2000, 'maxcor': 20, 'ftol': 0, 'gtol': 0})``:
+#:   2000 iterations, memory 20, scipy's default ``maxfun`` (15000) as the evaluation cap;
+#: * ``init = np.random.randn(...)`` on Caffe's input scale and ``bounds = get_bounds([source_img])``,
+#:   the optimisation variable being Caffe's input (0-255 scale).
+#:
+#: Departures that stay: the output size is the task's (DeepTextures synthesises at the exemplar's size,
+#: rescaled to 256² pixels); pooling floors odd sizes (Caffe ceils); the noise comes from torch's seeded
+#: generator; the notebook's final histogram matching (not used for the paper's figures, says its
+#: README) is not done.
+DEEPTEXTURES: dict[str, Any] = {
+    "weights": "normalised",
+    "pooling": "avg",
+    "padding": "zeros",
+    "style_layers": ("relu1_1", "pool1", "pool2", "pool3", "pool4"),
+    "style_weights": (1e9, 1e9, 1e9, 1e9, 1e9),
+    "gram_norm": "positions",
+    "layer_weights": "half-inverse-channels",
+    "noise": "mean-pixel-normal",
+    "bounds": "exemplar",
+    "pixel_scale": 255.0,
+    "optimizer": "lbfgs-b",
+    "max_iterations": 2000,
+    "max_evals": 15000,
+    "history_size": 20,
+    "scales": 1,
+}
 
 
 # ------------------------------------------------------------------------------------------- optimisation
@@ -138,6 +229,9 @@ def optimise_image(
     optimizer: Optimizer = "lbfgs-b",
     history_size: int = 100,
     adam_lr: float = 0.02,
+    max_iterations: int = 0,
+    bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+    scale: float = 1.0,
     on_iterate: Callable[[int, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Minimise ``loss_fn(x)`` over the pixels of ``x`` within about ``max_evals`` loss/gradient evaluations.
@@ -156,6 +250,11 @@ def optimise_image(
             ``"adam"``: projected Adam (pixels clipped to [0, 1] after each step).
         history_size: L-BFGS memory (``maxcor`` of L-BFGS-B).
         adam_lr: Adam step size on the [0, 1] scale.
+        max_iterations: iteration limit of the L-BFGS variants (0: none besides ``max_evals``).
+        bounds: ``(lower, upper)`` broadcastable to ``x0``: L-BFGS-B's box, the projection of Adam and
+            the final clipping of torch's L-BFGS (default: [0, 1]).
+        scale: the L-BFGS variants optimise ``scale · x`` (their first step depends on it); Adam ignores
+            it (its steps are scale-free).
         on_iterate: called as ``on_iterate(evaluations so far, image)`` with each accepted iterate
             (L-BFGS-B: the end of each line search; Adam: after each step; ``lbfgs``: each evaluated point,
             as torch's optimiser exposes no accepted point) as a detached ``(1, 3, H, W)`` tensor.
@@ -168,6 +267,11 @@ def optimise_image(
     """
     x = x0.detach().clone()
     shape, device, dtype = x.shape, x.device, x.dtype
+    if bounds is None:
+        lower, upper = torch.zeros_like(x), torch.ones_like(x)
+    else:
+        lower, upper = (b.to(device=device, dtype=dtype).expand(shape) for b in bounds)
+    iter_cap = max_iterations if max_iterations > 0 else max_evals
     n_evals = 0
     curve: list[float] = []
     curve_evals: list[int] = []
@@ -179,7 +283,7 @@ def optimise_image(
 
         def fg(v: np.ndarray) -> tuple[float, np.ndarray]:
             nonlocal n_evals
-            u = torch.from_numpy(v).to(device=device, dtype=dtype).view(shape).requires_grad_(True)
+            u = torch.from_numpy(v / scale).to(device=device, dtype=dtype).view(shape).requires_grad_(True)
             loss = loss_fn(u)
             (grad,) = torch.autograd.grad(loss, u)
             n_evals += 1
@@ -187,41 +291,44 @@ def optimise_image(
             if not curve:
                 curve.append(last["f"])
                 curve_evals.append(n_evals)
-            return last["f"], grad.detach().to(torch.float64).cpu().numpy().ravel()
+            return last["f"], grad.detach().to(torch.float64).cpu().numpy().ravel() / scale
 
         def callback(intermediate_result: Any) -> None:
             # L-BFGS-B's line search ends on the accepted point, so the last value is that of x_k
             curve.append(float(intermediate_result.fun))
             curve_evals.append(n_evals)
             if on_iterate is not None:
-                on_iterate(n_evals, torch.from_numpy(intermediate_result.x).to(device=device, dtype=dtype).view(shape))
+                on_iterate(n_evals, torch.from_numpy(intermediate_result.x / scale).to(device=device, dtype=dtype).view(shape))
+
+        def flat(t: torch.Tensor) -> np.ndarray:
+            return t.detach().to(torch.float64).cpu().numpy().ravel() * scale
 
         res = scipy.optimize.minimize(
             fg,
-            x.to(torch.float64).cpu().numpy().ravel(),
+            flat(x),
             jac=True,
             method="L-BFGS-B",
-            bounds=scipy.optimize.Bounds(0.0, 1.0),
+            bounds=scipy.optimize.Bounds(flat(lower), flat(upper)),
             callback=callback,
             # zero tolerances: the evaluation budget decides, as in the papers' fixed iteration counts
             options={
                 "maxfun": max_evals,
-                "maxiter": max_evals,
+                "maxiter": iter_cap,
                 "maxcor": history_size,
                 "ftol": 0.0,
                 "gtol": 0.0,
             },
         )
-        x = torch.from_numpy(res.x).to(device=device, dtype=dtype).view(shape)
+        x = torch.from_numpy(res.x / scale).to(device=device, dtype=dtype).view(shape)
         n_iter = int(res.nit)
     elif optimizer == "lbfgs":
-        x.requires_grad_(True)
+        v = (x * scale).requires_grad_(True)
         evals: list[tuple[int, float]] = []  # (iteration, loss)
         # tolerances 0: the evaluation budget decides (a zero step still ends the run early)
         opt = torch.optim.LBFGS(
-            [x],
+            [v],
             lr=1.0,
-            max_iter=max_evals,
+            max_iter=iter_cap,
             max_eval=max_evals,
             history_size=history_size,
             tolerance_grad=0.0,
@@ -231,11 +338,11 @@ def optimise_image(
 
         def closure() -> torch.Tensor:
             opt.zero_grad(set_to_none=False)
-            loss = loss_fn(x)
+            loss = loss_fn(v / scale)
             loss.backward()
-            evals.append((opt.state[x].get("n_iter", 0), loss.item()))
+            evals.append((opt.state[v].get("n_iter", 0), loss.item()))
             if on_iterate is not None:
-                on_iterate(len(evals), x.detach().clamp(0, 1))
+                on_iterate(len(evals), (v.detach() / scale).clamp(0, 1))
             return loss
 
         opt.step(closure)
@@ -249,7 +356,7 @@ def optimise_image(
         curve = [best[it] for it in iters]
         curve_evals = [upto[it] for it in iters]
         n_evals, n_iter = len(evals), max(iters)
-        x = x.detach().clamp(0, 1)
+        x = torch.minimum(torch.maximum(v.detach() / scale, lower), upper)
     elif optimizer == "adam":
         x.requires_grad_(True)
         opt = torch.optim.Adam([x], lr=adam_lr)
@@ -261,7 +368,7 @@ def optimise_image(
             curve_evals.append(i + 1)
             opt.step()
             with torch.no_grad():
-                x.clamp_(0, 1)
+                x.copy_(torch.minimum(torch.maximum(x, lower), upper))
             if on_iterate is not None:
                 on_iterate(i + 1, x.detach())
         n_evals = n_iter = max_evals
@@ -308,9 +415,50 @@ class _VGGOptimiser(Synthesizer):
         return dict(self._provenance)
 
 
-def _noise(size: tuple[int, int], seed: int, device: torch.device) -> torch.Tensor:
+def white_noise(
+    size: tuple[int, int], seed: int, device: torch.device, kind: str = "uniform"
+) -> torch.Tensor:
+    """Seeded white noise ``(1, 3, H, W)``, the start of texture synthesis (see ``GatysParams.noise``).
+
+    ``"uniform"``: U[0, 1] per pixel; ``"mean-pixel-normal"``: Caffe's mean pixel plus N(0, 1) on the
+    0-255 scale, as DeepTextures starts (``np.random.randn`` on Caffe's input), in RGB [0, 1].
+    """
     gen = torch.Generator().manual_seed(seed)  # drawn on the CPU: the same start on every device
-    return torch.rand((1, 3, *size), generator=gen).to(device)
+    if kind == "uniform":
+        return torch.rand((1, 3, *size), generator=gen).to(device)
+    if kind == "mean-pixel-normal":
+        mean_rgb = torch.tensor(CAFFE_MEAN_BGR[::-1]).view(1, 3, 1, 1)
+        return ((mean_rgb + torch.randn((1, 3, *size), generator=gen)) / 255.0).to(device)
+    raise ValueError(f"noise must be 'uniform' or 'mean-pixel-normal', got {kind!r}")
+
+
+def exemplar_bounds(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """DeepTextures' ``get_bounds``: per-channel pixel bounds ``(lower, upper)``, each ``(1, 3, 1, 1)``.
+
+    The exemplar's minimum ``L`` and maximum ``U`` over all channels on Caffe's input scale
+    (``255·x − mean`` per BGR channel) bound every channel there; in RGB [0, 1] channel c gets
+    ``[(L + mean_c)/255, (U + mean_c)/255]``.
+
+    Args:
+        image: ``(1, 3, H, W)`` RGB in [0, 1].
+    """
+    mean_rgb = torch.tensor(CAFFE_MEAN_BGR[::-1], dtype=torch.float64, device=image.device).view(1, 3, 1, 1)
+    caffe = image.to(torch.float64) * 255.0 - mean_rgb
+    lo, hi = caffe.min(), caffe.max()
+    return ((lo + mean_rgb) / 255.0).to(image.dtype), ((hi + mean_rgb) / 255.0).to(image.dtype)
+
+
+def gram_style_loss(
+    features: dict[str, torch.Tensor], targets: list[torch.Tensor], p: GatysParams
+) -> torch.Tensor:
+    """The style (texture) loss of ``p`` per image: ``Σ_i λ_i w_i² ‖G_i − T_i‖²_F`` over ``p.style_layers``.
+
+    Args:
+        features: VGG-19 activations by layer name, ``(N, C_i, H_i, W_i)``.
+        targets: the exemplar's Gram matrices, in the order of ``p.style_layers``.
+    """
+    grams = [gram_matrix(features[n], normalize=p.gram_norm) for n in p.style_layers]
+    return style_loss(grams, targets, layer_weights=p.layer_weights, layer_factors=p.style_weights or None)
 
 
 class Gatys(_VGGOptimiser):
@@ -338,6 +486,7 @@ class Gatys(_VGGOptimiser):
     presets = {
         "tiny": {"max_evals": 20, "history_size": 20},
         "fast": {"max_evals": 200, "history_size": 50},
+        "deeptextures": DEEPTEXTURES,
     }
 
     def run(self, task_input: Any, *, seed: int, device: torch.device) -> torch.Tensor:
@@ -364,6 +513,7 @@ class Gatys(_VGGOptimiser):
                 content, style = _luminance_pair(content, style)
         ordered = tuple(n for n in LAYER_NAMES if n in layers)
         net = self._net(ordered, device, seed)
+        box = exemplar_bounds(style) if p.bounds == "exemplar" else None
 
         def finish(u: torch.Tensor) -> torch.Tensor:
             """The output from the optimised image: clipped, with the content's colours where kept."""
@@ -390,6 +540,7 @@ class Gatys(_VGGOptimiser):
         for level in range(p.scales - 1, -1, -1):
             lsize = _scaled(size, level)
             budget = p.max_evals // p.scales + (p.max_evals % p.scales if level == 0 else 0)
+            iter_budget = p.max_iterations // p.scales + (p.max_iterations % p.scales if level == 0 else 0)
             s_img = resize(style, _scaled(tuple(style.shape[-2:]), level)) if level else style
             c_img = resize(content, lsize) if content is not None else None
             with torch.no_grad():
@@ -401,15 +552,14 @@ class Gatys(_VGGOptimiser):
                 x0 = (
                     c_img.clone()
                     if (c_img is not None and p.init == "content")
-                    else _noise(lsize, seed, device)
+                    else white_noise(lsize, seed, device, p.noise)
                 )
             else:
                 x0 = F.interpolate(x, size=lsize, mode="bilinear", align_corners=False)
 
             def style_term(u: torch.Tensor, targets=targets) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
                 f = net(u)
-                g = [gram_matrix(f[n], normalize=p.gram_norm) for n in p.style_layers]
-                return style_loss(g, targets, layer_weights=p.layer_weights)[0], f
+                return gram_style_loss(f, targets, p)[0], f
 
             def loss_fn(u: torch.Tensor, c_target=c_target, style_term=style_term) -> torch.Tensor:
                 ls, f = style_term(u)
@@ -427,6 +577,9 @@ class Gatys(_VGGOptimiser):
                 optimizer=p.optimizer,
                 history_size=p.history_size,
                 adam_lr=p.adam_lr,
+                max_iterations=iter_budget,
+                bounds=box,
+                scale=p.pixel_scale,
                 # only the finest level has the output's size; the offset counts the coarser levels' evaluations
                 on_iterate=(lambda n, u, done=evals_done: report(done + n, u))
                 if level == 0 and self.wants_iterates else None,
@@ -461,12 +614,14 @@ class VGGInversionParams(Params):
     """Parameters of :class:`VGGInversion`.
 
     Attributes:
-        layer: the layer whose spatial features are matched.
+        layer: the layer whose spatial features are matched. Default ``relu5_1``, the course's choice: the
+            last convolutional layer (with its ReLU) of the truncated VGG-19 the Gatys setting uses, which
+            ends at ``relu5_1``, its deepest style layer.
         weights, pooling, padding: as for :class:`GatysParams`.
         optimizer, max_evals, history_size, adam_lr: as for :class:`GatysParams`.
     """
 
-    layer: str = param(CONTENT_LAYER, choices=LAYER_NAMES)
+    layer: str = param(STYLE_LAYERS[-1], choices=LAYER_NAMES)
     weights: VGGWeights = "normalised"
     pooling: VGGPooling = "avg"
     padding: VGGPadding = "zeros"
@@ -495,7 +650,7 @@ class VGGInversion(_VGGOptimiser):
     name = "vgg-inversion"
     description = "match one layer's spatial VGG-19 features of the style image, starting from the content"
     tasks = ("style",)
-    version = "1"
+    version = "2"
     references = "Mahendran & Vedaldi, CVPR 2015; Gatys, Ecker & Bethge, CVPR 2016"
     Params = VGGInversionParams
     presets = {"tiny": {"max_evals": 20, "history_size": 10, "layer": "relu3_1"}}

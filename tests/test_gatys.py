@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -319,3 +320,117 @@ def test_spec_registered_through_entry_point():
     specs = all_specs()
     assert specs["vgg19-normalised"] is vf.VGG19_NORMALISED
     assert specs["vgg19-imagenet"].sources[0].url == "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+
+
+# ------------------------------------------------------------------ the authors' settings (DeepTextures)
+def test_deeptextures_preset_pins_the_authors_constants():
+    """Every constant of leongatys/DeepTextures' Example.ipynb and DeepImageSynthesis/, typed in here."""
+    p = Gatys.from_config("deeptextures").params
+    # tex_layers = ['pool4', 'pool3', 'pool2', 'pool1', 'conv1_1'] (Caffe's blob conv1_1 is rectified in place)
+    assert p.style_layers == ("relu1_1", "pool1", "pool2", "pool3", "pool4")
+    assert p.style_weights == (1e9, 1e9, 1e9, 1e9, 1e9)  # tex_weights
+    assert p.gram_norm == "positions"  # Misc.gram_matrix: np.dot(F, F.T) / M
+    assert p.layer_weights == "half-inverse-channels"  # gram_mse_loss: weight/4 * sum((G - A)**2) / N**2
+    # VGG_ave_pool_deploy.prototxt + vgg_normalised.caffemodel (pad 1 = zeros)
+    assert (p.weights, p.pooling, p.padding) == ("normalised", "avg", "zeros")
+    # minimize(method='L-BFGS-B', options={'maxiter': 2000, 'maxcor': 20, 'ftol': 0, 'gtol': 0}); maxfun default
+    assert (p.optimizer, p.max_iterations, p.history_size, p.max_evals) == ("lbfgs-b", 2000, 20, 15000)
+    # init = np.random.randn(...) on Caffe's input; bounds = get_bounds([source_img]); variable on 0-255
+    assert (p.noise, p.bounds, p.pixel_scale, p.scales) == ("mean-pixel-normal", "exemplar", 255.0, 1)
+    # the default stays the course's setting
+    d = Gatys.Params()
+    assert d.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    assert (d.layer_weights, d.style_weights, d.gram_norm, d.noise, d.bounds) == (
+        "inverse-channels",
+        (),
+        "positions",
+        "uniform",
+        "unit",
+    )
+    # vgg-inversion: the last conv layer (with its ReLU) of the VGG-19 truncated at relu5_1
+    assert VGGInversion.Params().layer == "relu5_1"
+
+
+def _gram_mse_loss(act: np.ndarray, target_gram: np.ndarray, weight: float) -> tuple[float, np.ndarray]:
+    """DeepTextures' LossFunctions.gram_mse_loss for one (1, N, H, W) activation, re-typed from its code."""
+    n = act.shape[1]
+    m = act.shape[2] * act.shape[3]
+    f = act.reshape(n, -1)
+    g = f @ f.T / m
+    loss = weight / 4 * ((g - target_gram) ** 2).sum() / n**2
+    grad = (weight * (f.T @ (g - target_gram)).T / (m * n**2)).reshape(act.shape)
+    return loss, grad
+
+
+def test_deeptextures_loss_and_gradient_equal_the_authors_definition(random_weights):
+    from texbench.synthesizers.gatys import gram_style_loss
+
+    p = Gatys.from_config("deeptextures").params
+    net = VGG19Features(p.style_layers)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        ex = {k: v.double() for k, v in net(torch.rand(1, 3, 37, 45, generator=g)).items()}
+        cur = {
+            k: v.double().requires_grad_(True) for k, v in net(torch.rand(1, 3, 33, 41, generator=g)).items()
+        }
+    targets = [gram_matrix(ex[n]) for n in p.style_layers]
+    ours = gram_style_loss(cur, targets, p)[0]
+    ours.backward()
+    total = 0.0
+    for name, w in zip(p.style_layers, p.style_weights, strict=True):
+        a = ex[name].numpy()[0]
+        target = a.reshape(a.shape[0], -1) @ a.reshape(a.shape[0], -1).T / (a.shape[1] * a.shape[2])
+        loss, grad = _gram_mse_loss(cur[name].detach().numpy(), target, w)
+        total += loss
+        np.testing.assert_allclose(cur[name].grad.numpy(), grad, rtol=1e-9, atol=1e-12 * np.abs(grad).max())
+    assert total > 1.0  # weights of 1e9: far from a vacuous 0 == 0
+    np.testing.assert_allclose(ours.item(), total, rtol=1e-12)
+
+
+def test_deeptextures_optimiser_call_is_the_authors(random_weights, monkeypatch):
+    """scipy's minimize gets their options, bounds and start on Caffe's 0-255 scale, and a gradient
+    that is the pixel gradient / 255."""
+    import scipy.optimize
+
+    from texbench.synthesizers.gatys import gram_style_loss
+
+    seen = {}
+
+    def fake_minimize(fun, x0, **kw):
+        seen.update(kw, x0=x0.copy(), fg=fun(x0))
+        return scipy.optimize.OptimizeResult(x=x0, nit=0, fun=seen["fg"][0])
+
+    monkeypatch.setattr(scipy.optimize, "minimize", fake_minimize)
+    ex = _exemplar(32)
+    g = Gatys.from_config("deeptextures")
+    _texture(g, ex, size=(24, 20), seed=5)
+    assert seen["method"] == "L-BFGS-B" and seen["jac"] is True
+    assert seen["options"] == {"maxfun": 15000, "maxiter": 2000, "maxcor": 20, "ftol": 0.0, "gtol": 0.0}
+    mean_bgr = np.array([103.939, 116.779, 123.68])
+    caffe = ex.double().numpy()[::-1] * 255 - mean_bgr[:, None, None]  # BGR, 0-255, mean removed
+    lo, hi = caffe.min(), caffe.max()
+    mean_rgb = mean_bgr[::-1][:, None, None] * np.ones((3, 24, 20))
+    np.testing.assert_allclose(seen["bounds"].lb, (lo + mean_rgb).ravel(), rtol=1e-6)
+    np.testing.assert_allclose(seen["bounds"].ub, (hi + mean_rgb).ravel(), rtol=1e-6)
+    start = seen["x0"].reshape(3, 24, 20) - mean_rgb  # randn on Caffe's scale
+    assert abs(start.mean()) < 0.1 and abs(start.std() - 1) < 0.1
+    # the function value and gradient at the start: the loss of x0/255, d/dx divided by 255
+    net = g._nets[next(iter(g._nets))]
+    x = torch.from_numpy(seen["x0"] / 255).float().view(1, 3, 24, 20).requires_grad_(True)
+    with torch.no_grad():
+        targets = [gram_matrix(f) for f in net(ex[None]).values()]
+    loss = gram_style_loss(net(x), targets, g.params)[0]
+    loss.backward()
+    f0, g0 = seen["fg"]
+    np.testing.assert_allclose(f0, loss.item(), rtol=1e-5)
+    np.testing.assert_allclose(
+        g0, x.grad.double().numpy().ravel() / 255, rtol=1e-4, atol=1e-6 * np.abs(g0).max()
+    )
+
+
+def test_max_iterations_stops_lbfgs_there(random_weights):
+    g = Gatys.from_config("tiny", {"max_iterations": 2, "max_evals": 50})
+    _, info = _texture(g, _exemplar(32), size=(32, 32))
+    assert info["iterations"] == 2 and info["evals"] < 50
+    with pytest.raises(ValueError, match="style_weights"):
+        Gatys.from_config(overrides={"style_weights": [1.0, 2.0]})

@@ -37,7 +37,18 @@ References:
 from __future__ import annotations
 
 from texbench.calibration.bapps import BAPPSFormatError, JNDDataset, TwoAFCDataset, find_category_dirs
-from texbench.calibration.scoring import evaluate, evaluate_lpips, format_table, jnd_map, score_2afc
+from texbench.calibration.scoring import (
+    BASELINES,
+    dssim_lab_distance,
+    evaluate,
+    evaluate_baselines,
+    evaluate_lpips,
+    format_table,
+    human_ceiling,
+    jnd_map,
+    l2_lab_distance,
+    score_2afc,
+)
 from texbench.calibration.synthetic import DISTORTIONS, make_synthetic_2afc, proxy_distance
 from texbench.calibration.training import (
     RankingHead,
@@ -49,6 +60,7 @@ from texbench.calibration.training import (
 )
 
 __all__ = [
+    "BASELINES",
     "DISTORTIONS",
     "BAPPSFormatError",
     "JNDDataset",
@@ -57,11 +69,15 @@ __all__ = [
     "TwoAFCDataset",
     "build_model",
     "calibrated_state",
+    "dssim_lab_distance",
     "evaluate",
+    "evaluate_baselines",
     "evaluate_lpips",
     "find_category_dirs",
     "format_table",
+    "human_ceiling",
     "jnd_map",
+    "l2_lab_distance",
     "lr_for_epoch",
     "make_synthetic_2afc",
     "proxy_distance",

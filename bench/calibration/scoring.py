@@ -2,7 +2,12 @@
 
 * 2AFC: ``mean((d0 < d1)(1 − judge) + (d1 < d0) judge + ½ [d0 = d1])`` per category;
 * JND: the average precision of ``same`` judgments ranked by increasing distance (VOC area under the
-  interpolated precision-recall curve).
+  interpolated precision-recall curve);
+* the paper's baselines beside LPIPS: L2 (PSNR ranks pairs identically) and SSIM, both in CIELAB as the
+  reference evaluation computes them by default (``--colorspace Lab``: ``lpips.L2`` and ``lpips.DSSIM``
+  on the patches quantised to uint8 like its ``tensor2im``), and the human ceiling of each 2AFC category,
+  ``mean(p² + (1 − p)²)`` over its triplets (p: the fraction of judges preferring one patch), the
+  agreement a random judge has with another.
 """
 
 from __future__ import annotations
@@ -17,7 +22,19 @@ import torch
 
 from texbench.calibration.bapps import BAPPSFormatError, JNDDataset, TwoAFCDataset, find_category_dirs
 
-__all__ = ["DistanceFn", "evaluate", "evaluate_lpips", "format_table", "jnd_map", "score_2afc"]
+__all__ = [
+    "BASELINES",
+    "DistanceFn",
+    "dssim_lab_distance",
+    "evaluate",
+    "evaluate_baselines",
+    "evaluate_lpips",
+    "format_table",
+    "human_ceiling",
+    "jnd_map",
+    "l2_lab_distance",
+    "score_2afc",
+]
 
 DistanceFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -59,6 +76,93 @@ def jnd_map(ds: np.ndarray, same: np.ndarray) -> float:
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]
     idx = np.nonzero(mrec[1:] != mrec[:-1])[0]
     return float(np.sum((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1]))
+
+
+def _lab_patches(x: torch.Tensor) -> list[np.ndarray]:
+    """``(N, 3, H, W)`` in [0, 1] -> CIELAB ``(H, W, 3)`` float64 arrays, as the reference makes them: its
+    loader's [−1, 1] tensor, ``tensor2im`` (``(t + 1) · 127.5`` in float32, truncated to uint8), then
+    ``skimage.color.rgb2lab``."""
+    from skimage.color import rgb2lab
+
+    t = (x.detach().float().cpu() - 0.5) / 0.5
+    u8 = ((t + 1.0) * 127.5).permute(0, 2, 3, 1).numpy().astype(np.uint8)
+    return [rgb2lab(im) for im in u8]
+
+
+def l2_lab_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The reference's ``lpips.L2`` (Lab): ``½ mean((L_x − L_y)² / 100²)`` over pixels and channels.
+
+    Args:
+        x, y: ``(N, 3, H, W)`` in [0, 1].
+
+    Returns:
+        ``(N,)`` float64. PSNR is a decreasing function of the same mean, so it ranks pairs alike.
+    """
+    return torch.tensor(
+        [0.5 * np.mean((a / 100.0 - b / 100.0) ** 2) for a, b in zip(_lab_patches(x), _lab_patches(y), strict=True)],
+        dtype=torch.float64,
+    )
+
+
+def dssim_lab_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The reference's ``lpips.DSSIM`` (Lab): ``(1 − SSIM) / 2`` with scikit-image's SSIM (7×7 uniform
+    window, sample covariance, ``data_range=100``, mean over the three channels).
+
+    Args:
+        x, y: ``(N, 3, H, W)`` in [0, 1], at least 7×7.
+
+    Returns:
+        ``(N,)`` float64.
+    """
+    from skimage.metrics import structural_similarity
+
+    vals = [
+        (1.0 - structural_similarity(a, b, data_range=100.0, channel_axis=2)) / 2.0
+        for a, b in zip(_lab_patches(x), _lab_patches(y), strict=True)
+    ]
+    return torch.tensor(vals, dtype=torch.float64)
+
+
+#: The baseline rows of the paper's 2AFC table: label -> distance.
+BASELINES: dict[str, DistanceFn] = {"L2 / PSNR (Lab)": l2_lab_distance, "SSIM (Lab)": dssim_lab_distance}
+
+
+def human_ceiling(root: str | os.PathLike, split: str = "val") -> dict[str, dict[str, float]]:
+    """The human 2AFC ceiling per category: ``mean(p² + (1 − p)²)`` over its triplets.
+
+    A judge agrees with another one with probability ``p² + (1 − p)²`` when a fraction ``p`` of judges
+    prefer ``p1`` (Zhang et al. 2018, Sec. 4.1).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "cat"
+    >>> for s in ("ref", "p0", "p1", "judge"): (d / s).mkdir(parents=True)
+    >>> for i, p in enumerate((0.0, 0.5)):
+    ...     np.save(d / "judge" / f"{i}.npy", np.array([p]))
+    ...     for s in ("ref", "p0", "p1"): (d / s / f"{i}.png").touch()
+    >>> human_ceiling(d)["2afc"]["cat"]
+    0.75
+
+    Returns:
+        ``{"2afc": {category: ceiling, ..., "mean": ...}}``.
+    """
+    cats = find_category_dirs(root, "2afc", split)
+    res = {}
+    for cat in cats:
+        ds = TwoAFCDataset([cat])
+        p = np.array([float(ds.judge(i)) for i in range(len(ds))], dtype=np.float64)
+        res[cat.name] = float(np.mean(p**2 + (1.0 - p) ** 2))
+    res["mean"] = float(np.mean(list(res.values())))
+    return {"2afc": res}
+
+
+def evaluate_baselines(
+    data: str | os.PathLike, split: str = "val", batch_size: int = 50, progress: bool = True
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The paper's reference rows on ``data``: the human ceiling, then :data:`BASELINES` (2AFC and JND)."""
+    out: dict[str, dict[str, dict[str, float]]] = {"human": human_ceiling(data, split)}
+    for label, fn in BASELINES.items():
+        out[label] = evaluate(fn, data, split=split, batch_size=batch_size, progress=progress)
+    return out
 
 
 def _loader(ds: torch.utils.data.Dataset, batch_size: int, workers: int) -> torch.utils.data.DataLoader:
@@ -156,4 +260,5 @@ def format_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> st
                 row[f"{mode.upper()} {cat}"] = 100.0 * v
         rows[label] = row
     df = pd.DataFrame.from_dict(rows, orient="index")
-    return df.to_markdown(floatfmt=".1f")
+    # the human row has no JND value: an empty cell, not "nan"
+    return df.to_markdown(floatfmt=".1f", missingval="")

@@ -78,11 +78,19 @@ def train_cmd(
 @click.option("--batch-size", type=int, default=50, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="also write the table as CSV")
-def eval_cmd(data, net, weights, split, batch_size, device, csv_path) -> None:
-    """2AFC score per category and JND mAP on DATA (BAPPS layout), printed as a table like the paper's."""
+@click.option(
+    "--baselines/--no-baselines", default=True, show_default=True,
+    help="also the paper's reference rows: the human ceiling (mean p²+(1−p)² of the judgments), "
+    "L2/PSNR and SSIM (both in Lab, as the reference evaluation)",
+)  # fmt: skip
+def eval_cmd(data, net, weights, split, batch_size, device, csv_path, baselines) -> None:
+    """2AFC score per category and JND mAP on DATA (BAPPS layout), printed as a table like the paper's.
+
+    Beside the LPIPS rows: the human ceiling, L2/PSNR and SSIM (``--no-baselines`` leaves them out).
+    """
     from texbench import calibration
 
-    results = {}
+    results = calibration.evaluate_baselines(data, split, batch_size) if baselines else {}
     for w in weights or (None,):
         label = f"{net}-lin v0.1" if w is None else f"{net} {w}"
         results[label] = calibration.evaluate_lpips(net, w, data, split, batch_size, device)

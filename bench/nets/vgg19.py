@@ -40,6 +40,7 @@ from texbench.weights import PyPISource, UrlSource, WeightSpec, register_spec
 
 __all__ = [
     "he_init",
+    "CAFFE_MEAN_BGR",
     "VGGPadding",
     "VGGPooling",
     "VGGWeights",
@@ -98,7 +99,8 @@ _BLOCKS = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))
 # state_dict indices of the 16 3×3 convolutions in each file
 _NORMALISED_IDX = (2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38, 42, 45, 48, 51)
 _TORCHVISION_IDX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
-_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+#: Caffe's ImageNet mean pixel (B, G, R) on the 0-255 scale, subtracted from the normalised VGG-19's input
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
 def _plan() -> list[tuple[str, str, int, int]]:
@@ -127,7 +129,7 @@ def _caffe_preprocess_weights() -> tuple[torch.Tensor, torch.Tensor]:
     w = torch.zeros(3, 3, 1, 1)
     for out_c, in_c in enumerate((2, 1, 0)):
         w[out_c, in_c] = 255.0
-    return w, -torch.tensor(_CAFFE_MEAN_BGR)
+    return w, -torch.tensor(CAFFE_MEAN_BGR)
 
 
 def he_init(convs: Iterable[nn.Module], seed: int) -> None:
