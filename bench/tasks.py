@@ -272,6 +272,10 @@ class StyleTask(Task):
         MetricUse("lpips", "content", "lpips-content", {"net": "alex"}),
         MetricUse("vgg-content-distance", "content"),
         MetricUse("ssim", "content", "ssim-content"),
+        # texture-transfer methods (image quilting) paste pieces of the style image: report how much,
+        # so the leaderboard can rank copies after syntheses (texbench.reports.leaderboard.COPY_THRESHOLD)
+        MetricUse("copy-fraction", "style"),
+        MetricUse("copy-region", "style"),
     )
     #: whole outputs vs whole style images (as ArtFID's FID term)
     set_metrics = (MetricUse("fid", "style", "fid-style"), MetricUse("kid", "style", "kid-style"))
