@@ -116,7 +116,7 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [float(round(first + i * step, 10)) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def tradeoff_svg(df: Any, task: str, *, width: int = 560, height: int = 340) -> str:
+def tradeoff_svg(df: Any, task: str, *, width: int = 720, height: int = 360) -> str:
     """The quality/innovation trade-off of one task as inline SVG: each method's primary metric (mean, 95%
     CI bar) against its mean copy-fraction (square-root scale), the copy threshold as a dashed line, the
     methods marked ``copies`` in grey and the Pareto frontier (no other method both copies less and scores
@@ -170,7 +170,7 @@ def tradeoff_svg(df: Any, task: str, *, width: int = 560, height: int = 340) -> 
         out.append(f'<line x1="{left - 4}" y1="{sy(t):.1f}" x2="{left}" y2="{sy(t):.1f}" stroke="#888"/>'
                    f'<text x="{left - 6}" y="{sy(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
     out.append(f'<text x="{left + pw / 2:.1f}" y="{height - 8}" text-anchor="middle">{_e(ccol)} '
-               "(share of verbatim-copied patches, square-root scale; less is more innovative)</text>")
+               "(verbatim-copied patches, √ scale; less copies)</text>")
     out.append(f'<text transform="translate(14 {top + ph / 2:.1f}) rotate(-90)" text-anchor="middle">'
                f"{_e(pcol)} {'↑' if higher else '↓'} (mean, 95% CI)</text>")
     # Pareto frontier: sweep by copy-fraction, keep each point better than every one that copies less
