@@ -213,3 +213,15 @@ def test_a_real_run_marks_the_patch_methods_in_texture_and_style(real_run):
     csv = pd.read_csv(real_run / "leaderboard.csv")
     assert csv.set_index(["task", "label"]).loc[("style", "quilting-transfer[tiny]"), COPIES]
     assert len(re.findall(r'<svg class="tradeoff"', (real_run / "report.html").read_text())) == 2
+
+
+def test_the_terminal_report_carries_the_mark(texture_store):
+    from click.testing import CliRunner
+
+    from texbench.cli import main
+
+    res = CliRunner().invoke(main, ["report", str(texture_store.root), "--no-grids"])
+    assert res.exit_code == 0, res.output
+    row = next(line for line in res.output.splitlines() if line.startswith("| copier"))
+    assert "| copies " in row and "| 4 " in row
+    assert "- copying: " in res.output and "- ranks: " in res.output
