@@ -124,7 +124,7 @@ def tradeoff_svg(df: Any, task: str, *, width: int = 720, height: int = 360) -> 
 
     Each point is a ``<circle class="method">`` with ``data-label``, ``data-x`` (copy-fraction) and ``data-y``
     (primary mean), so a test or a script can read the picture back."""
-    from texbench.reports.leaderboard import COPIES, COPY_THRESHOLD
+    from texbench.reports.verdicts import COPIES, COPY_THRESHOLD
 
     ccol, pcol = df.attrs.get("copy_column"), df.attrs.get("primary")
     if not ccol or not pcol or ccol not in df or pcol not in df:

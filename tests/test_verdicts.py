@@ -12,16 +12,12 @@ import pytest
 
 from texbench.reports.html import report_html, tradeoff_svg
 from texbench.reports.leaderboard import (
-    COPIES,
-    COPY_THRESHOLD,
-    RANK_HI,
-    VS_NEXT,
     display_table,
     leaderboard_markdown,
     leaderboard_tables,
-    paired_difference,
     write_leaderboard,
 )
+from texbench.reports.verdicts import COPIES, COPY_THRESHOLD, RANK_HI, VS_NEXT, paired_difference
 from texbench.store import Store
 
 ITEMS = [f"img{i}" for i in range(6)]
