@@ -277,6 +277,10 @@ class StyleTask(Task):
         MetricUse("vgg-content-distance", "content"),
         MetricUse("ssim", "content", "ssim-content"),
         MetricUse("lpips-aligned", "seeds", "diversity"),  # methods that take noise, with several seeds
+        # texture-transfer methods (image quilting) paste pieces of the style image: report how much,
+        # so the leaderboard can rank copies after syntheses (texbench.reports.leaderboard.COPY_THRESHOLD)
+        MetricUse("copy-fraction", "style"),
+        MetricUse("copy-region", "style"),
     )
     #: whole outputs vs whole style images (as ArtFID's FID term)
     set_metrics = (MetricUse("fid", "style", "fid-style"), MetricUse("kid", "style", "kid-style"))

@@ -18,7 +18,7 @@ from typing import Any
 from texbench import columns as C
 from texbench.store import Store
 
-__all__ = ["report_html", "write_html"]
+__all__ = ["report_html", "tradeoff_svg", "write_html"]
 
 _ROLE_ORDER = ("exemplar", "content", "style", "degraded", "clean")
 
@@ -36,6 +36,8 @@ background:#eee;image-rendering:pixelated} figcaption{overflow:hidden;text-overf
 code{background:#f5f5f5}
 figure.plot{width:auto;margin:.5em 0 1.5em} figure.plot figcaption{font-size:13px;color:#444}
 p.notes{font-size:13px;color:#444;max-width:1100px}
+tr.copies td{color:#777;font-style:italic}
+svg.tradeoff{font-size:11px;margin:.2em 0 1.5em} svg.tradeoff text{fill:#222}
 """
 
 _JS = """
@@ -99,8 +101,102 @@ def _table(df: Any) -> str:
             v = df.at[label, base] if base is not None else None
             cls = ' class="best"' if c in best and v is not None and _num(v) and float(v) == best[c] else ""
             cells.append(f'<td{cls} data-v="{_num(v)}">{_e(row[c])}</td>')
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        copies = bool(df.at[label, "copies"]) if "copies" in df else False
+        body.append(('<tr class="copies">' if copies else "<tr>") + "".join(cells) + "</tr>")
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """About ``n`` round tick values covering [lo, hi] (steps of 1, 2 or 5 times a power of ten).
+
+    >>> _ticks(37.0, 171.0)
+    [50.0, 100.0, 150.0]
+    """
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    raw = span / max(n - 1, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step) * step
+    return [float(round(first + i * step, 10)) for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def tradeoff_svg(df: Any, task: str, *, width: int = 720, height: int = 360) -> str:
+    """The quality/innovation trade-off of one task as inline SVG: each method's primary metric (mean, 95%
+    CI bar) against its mean copy-fraction (square-root scale), the copy threshold as a dashed line, the
+    methods marked ``copies`` in grey and the Pareto frontier (no other method both copies less and scores
+    better) as a line; ``""`` when the task has no copying measure or no method has both numbers.
+
+    Each point is a ``<circle class="method">`` with ``data-label``, ``data-x`` (copy-fraction) and ``data-y``
+    (primary mean), so a test or a script can read the picture back."""
+    from texbench.reports.verdicts import COPIES, COPY_THRESHOLD
+
+    ccol, pcol = df.attrs.get("copy_column"), df.attrs.get("primary")
+    if not ccol or not pcol or ccol not in df or pcol not in df:
+        return ""
+    pts = []
+    for label in df.index:
+        x, y = float(df.at[label, ccol]), float(df.at[label, pcol])
+        h = float(df.at[label, f"{pcol} ci95"]) if f"{pcol} ci95" in df else math.nan
+        if math.isfinite(x) and math.isfinite(y):
+            pts.append((str(label), x, y, h if math.isfinite(h) else 0.0, bool(df.at[label, COPIES])
+                        if COPIES in df else False))
+    if not pts:
+        return ""
+    higher = bool(df.attrs.get("directions", {}).get(pcol))
+    left, right, top, bottom = 64, 150, 16, 44
+    pw, ph = width - left - right, height - top - bottom
+    ylo = min(p[2] - p[3] for p in pts)
+    yhi = max(p[2] + p[3] for p in pts)
+    if ylo >= 0 and not higher:
+        ylo = 0.0  # a distance: its axis starts at 0
+    pad = 0.05 * (yhi - ylo if yhi > ylo else max(abs(yhi), 1.0))
+    ylo, yhi = ylo - (pad if ylo != 0 else 0), yhi + pad
+
+    def sx(v: float) -> float:  # square-root scale: spreads the small fractions where the threshold is
+        return left + pw * math.sqrt(min(max(v, 0.0), 1.0))
+
+    def sy(v: float) -> float:
+        return top + ph * (1 - (v - ylo) / (yhi - ylo))
+
+    out = [f'<svg class="tradeoff" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" data-task="{_e(task)}">',
+           f"<title>{_e(task)}: {_e(pcol)} against {_e(ccol)} per method</title>",
+           f'<rect x="{sx(COPY_THRESHOLD):.1f}" y="{top}" width="{sx(1) - sx(COPY_THRESHOLD):.1f}" height="{ph}" '
+           'fill="#f6eeee"/>',
+           f'<line x1="{sx(COPY_THRESHOLD):.1f}" y1="{top}" x2="{sx(COPY_THRESHOLD):.1f}" y2="{top + ph}" '
+           'stroke="#b55" stroke-dasharray="4 3"/>',
+           f'<text x="{sx(COPY_THRESHOLD) + 4:.1f}" y="{top + 12}">copies (&gt; {COPY_THRESHOLD})</text>',
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>']
+    for t in (0.0, 0.01, 0.05, 0.2, 0.5, 1.0):
+        out.append(f'<line x1="{sx(t):.1f}" y1="{top + ph}" x2="{sx(t):.1f}" y2="{top + ph + 4}" stroke="#888"/>'
+                   f'<text x="{sx(t):.1f}" y="{top + ph + 16}" text-anchor="middle">{t:g}</text>')
+    for t in _ticks(ylo, yhi):
+        out.append(f'<line x1="{left - 4}" y1="{sy(t):.1f}" x2="{left}" y2="{sy(t):.1f}" stroke="#888"/>'
+                   f'<text x="{left - 6}" y="{sy(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
+    out.append(f'<text x="{left + pw / 2:.1f}" y="{height - 8}" text-anchor="middle">{_e(ccol)} '
+               "(verbatim-copied patches, √ scale; less copies)</text>")
+    out.append(f'<text transform="translate(14 {top + ph / 2:.1f}) rotate(-90)" text-anchor="middle">'
+               f"{_e(pcol)} {'↑' if higher else '↓'} (mean, 95% CI)</text>")
+    # Pareto frontier: sweep by copy-fraction, keep each point better than every one that copies less
+    frontier, best = [], None
+    for p in sorted(pts, key=lambda p: (p[1], -p[2] if higher else p[2])):
+        if best is None or (p[2] > best if higher else p[2] < best):
+            frontier.append(p)
+            best = p[2]
+    if len(frontier) > 1:
+        path = " ".join(f"{sx(p[1]):.1f},{sy(p[2]):.1f}" for p in frontier)
+        out.append(f'<polyline class="frontier" points="{path}" fill="none" stroke="#4a7" stroke-width="1.5"/>')
+    for label, x, y, h, copies in pts:
+        colour = "#999" if copies else "#2a62b8"
+        if h > 0:
+            out.append(f'<line x1="{sx(x):.1f}" y1="{sy(y - h):.1f}" x2="{sx(x):.1f}" y2="{sy(y + h):.1f}" '
+                       f'stroke="{colour}"/>')
+        out.append(f'<circle class="method" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="{colour}" '
+                   f'data-label="{_e(label)}" data-x="{x!r}" data-y="{y!r}" data-copies="{int(copies)}">'
+                   f"<title>{_e(label)}: {_e(pcol)} {y:.4g}, {_e(ccol)} {x:.3f}</title></circle>")
+        out.append(f'<text x="{sx(x) + 8:.1f}" y="{sy(y) + 4:.1f}">{_e(label)}</text>')
+    out.append("</svg>")
+    return "".join(out)
 
 
 def _gallery(
@@ -176,7 +272,8 @@ def report_html(store: Store, tables: dict[str, Any] | None = None, *, max_items
     weights = "; ".join(f"<code>{_e(p)}</code>" for p in h["weights"]) or "none (weight-free methods and metrics)"
     parts.append(f"<ul><li>suite: <code>{_e(h['suite'])}</code></li><li>code: {_e(h['code'])}</li>"
                  f"<li>environment: {_e(h['environment'])}</li><li>weights: {weights}</li>"
-                 f"<li>values: {_e(h['values'])}; click a column to sort</li></ul>")
+                 f"<li>values: {_e(h['values'])}; click a column to sort</li>"
+                 f"<li>ranks: {_e(h['ranks'])}</li><li>copying: {_e(h['copying'])}</li></ul>")
     if h["random_init"]:
         parts.append(f'<p class="warn">{_e(RANDOM_INIT_WARNING)}</p>')
     jobs = store.jobs_frame()
@@ -191,6 +288,9 @@ def report_html(store: Store, tables: dict[str, Any] | None = None, *, max_items
                      f"{_e(df.attrs.get('primary'))}</p>")
         parts.append(_table(df))
         parts += [f'<p class="notes">{_e(n)}</p>' for n in column_notes(df)]
+        picture = tradeoff_svg(df, task)
+        if picture:
+            parts.append(f"<h3>Quality against copying ({_e(task)})</h3>{picture}")
         parts.append(_trajectories(trajectories, task))
         parts.append(f"<h3>Outputs ({_e(task)})</h3>")
         parts.append(_gallery(jobs, scores, inputs, task, df.attrs.get("primary"), max_items))

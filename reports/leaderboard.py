@@ -8,6 +8,10 @@ task, ArtFID = (1 + LPIPS to the content) × (1 + FID to the styles) from those 
 for methods that train per input (Texture Networks, Johnson et al.) the total seconds of their distinct
 trainings (``train s``, each cached training counted once), the number of failed jobs, and the rank by
 the task's primary metric.
+
+Size: a little over 500 lines because one module holds the table builder and its three renderings
+(pandas, Markdown, CSV) that must agree column for column; the ranking rules live in
+:mod:`texbench.reports.verdicts` and the oracle columns in :mod:`texbench.reports.oracle`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,16 @@ from typing import Any
 
 from texbench import columns as C
 from texbench.reports.oracle import ORACLE_MARK, add_oracle_columns, column_notes
+from texbench.reports.verdicts import (
+    COPIES,
+    COPY_METRIC,
+    COPYING_RULE,
+    RANKS_RULE,
+    VS_NEXT,
+    copies_mask,
+    rank_text,
+    rank_with_copies_and_ties,
+)
 from texbench.store import Store
 
 __all__ = [
@@ -166,6 +180,14 @@ def _paired_vs_first(df: Any, primary_scores: Any) -> None:
         df.loc[lab, VS_FIRST], df.loc[lab, f"{VS_FIRST} ci95"], df.loc[lab, f"{VS_FIRST} n"] = m, h, n
 
 
+def _metric_column(order: list[str], ts: Any, metric: str) -> str | None:
+    """The first score column computed by ``metric`` (None when the task has none)."""
+    if not len(ts):
+        return None
+    per_image = set(ts[C.COLUMN])
+    return next((c for c in order if c in per_image and ts[ts[C.COLUMN] == c]["metric"].iloc[0] == metric), None)
+
+
 def leaderboard_tables(store: Store) -> dict[str, Any]:
     """Task -> DataFrame indexed by method label, with ``<col>``, ``<col> ci95``, ``<col> n`` columns,
     ``median s/img``, ``failed`` and ``rank``; ``df.attrs`` holds the column directions and the primary
@@ -236,13 +258,14 @@ def _task_table(tj: Any, ts: Any, tg: Any, primary: str, directions: _Directions
     if oracle:  # beside the final value they qualify, never ranked by
         order = [c for c in order if c not in oracle]
         order[1:1] = oracle
+    copy_col = _metric_column(order, ts, COPY_METRIC)
+    df[COPIES] = copies_mask(df[copy_col]) if copy_col is not None else False
     if pcol is not None and pcol in df:
-        asc = not columns.get(pcol, False)
-        df[C.RANK] = df[pcol].rank(ascending=asc, method="min")
-        df = df.sort_values([C.RANK], na_position="last")
+        primary_scores = ts[ts[C.COLUMN] == pcol] if len(ts) else ts
+        df = rank_with_copies_and_ties(df, primary_scores, pcol, higher_is_better=bool(columns.get(pcol, False)))
         if len(ts) and pcol in set(ts[C.COLUMN]) and len(df) > 1 and math.isfinite(df[pcol].iloc[0]):
-            _paired_vs_first(df, ts[ts[C.COLUMN] == pcol])
-    df.attrs.update(directions=columns, primary=pcol, columns=order, oracle=oracle)
+            _paired_vs_first(df, primary_scores)
+    df.attrs.update(directions=columns, primary=pcol, columns=order, oracle=oracle, copy_column=copy_col)
     return df
 
 
@@ -330,6 +353,8 @@ def report_header(store: Store) -> dict[str, Any]:
         "also why it can be negative when the two sets are close; "
         "↑ higher is better, ↓ lower is better; `vs #1`: mean paired difference to the first-ranked method "
         "on the primary metric over the same inputs (seeds averaged per input; 95% CI over inputs)",
+        "copying": COPYING_RULE,
+        "ranks": RANKS_RULE,
     }
 
 
@@ -343,7 +368,9 @@ def display_table(df: Any) -> Any:
 
     show = pd.DataFrame(index=df.index)
     if C.RANK in df:
-        show[C.RANK] = [str(int(r)) if math.isfinite(r) else "—" for r in df[C.RANK]]
+        show[C.RANK] = rank_text(df)
+    if df.attrs.get("copy_column") and COPIES in df:
+        show[COPIES] = [COPIES if c else "" for c in df[COPIES]]
     for col in df.attrs.get("columns", []):
         d = df.attrs["directions"].get(col)
         arrow = " ↑" if d else (" ↓" if d is False else "")
@@ -360,6 +387,8 @@ def display_table(df: Any) -> Any:
         if col == df.attrs.get("primary") and VS_FIRST in df:
             show[VS_FIRST] = ["—" if i == 0 else _fmt_signed(m, h)
                               for i, (m, h) in enumerate(zip(df[VS_FIRST], df[f"{VS_FIRST} ci95"]))]
+        if col == df.attrs.get("primary") and f"{VS_NEXT} verdict" in df and len(df) > 1:
+            show[VS_NEXT] = _vs_next_text(df)
     show[C.MEDIAN_SECONDS] = [f"{s:.3g}" if math.isfinite(s) else "—" for s in df[C.MEDIAN_SECONDS]]
     for col in (C.PEAK_RSS, C.PEAK_CUDA):
         if col in df:
@@ -369,6 +398,19 @@ def display_table(df: Any) -> Any:
                                  for s in df[C.TRAIN_SECONDS]]
     show[C.FAILED] = [f"{f}/{n}" for f, n in zip(df[C.FAILED], df[C.N])]
     return show
+
+
+def _vs_next_text(df: Any) -> list[str]:
+    """The ``vs next`` cells: the paired difference to the next-ranked method and its verdict."""
+    out = []
+    for m, h, n, v in zip(df[VS_NEXT], df[f"{VS_NEXT} ci95"], df[f"{VS_NEXT} n"], df[f"{VS_NEXT} verdict"]):
+        if v == "untested":
+            out.append(f"too few pairs (n={int(n)})")
+        elif v:
+            out.append(f"{_fmt_signed(m, h)} (n={int(n)}): {v}")
+        else:
+            out.append("—")
+    return out
 
 
 def problems(store: Store) -> dict[str, list[str]]:
@@ -400,7 +442,7 @@ def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> 
                                   else "none (weight-free methods and metrics)"))
     if h["random_init"]:
         lines.append(f"- **{RANDOM_INIT_WARNING}**")
-    lines += [f"- values: {h['values']}"]
+    lines += [f"- values: {h['values']}", f"- ranks: {h['ranks']}", f"- copying: {h['copying']}"]
     superseded = store.superseded_count()
     if superseded:
         lines.append(f"- superseded: {superseded} older jobs in this run directory belong to an earlier version "
