@@ -110,7 +110,6 @@ def test_dip_reports_every_k_iterations_without_changing_its_output(task):
 
 def test_gatys_reports_about_every_k_evaluations_and_ends_on_its_output(monkeypatch):
     from texbench.synthesizers.gatys import Gatys
-
     from texbench.weights import RANDOM_INIT_ENV
 
     monkeypatch.setenv(RANDOM_INIT_ENV, "1")  # the trajectory, not the weights, is tested
