@@ -1,10 +1,16 @@
 """Test plugins for trajectories, diversity and peak memory (loaded with ``plugin_files``)."""
 
-import os
+import dataclasses
 
 import torch
 
 from texbench.base import Synthesizer
+from texbench.params import Params, param
+
+
+@dataclasses.dataclass(frozen=True)
+class HogParams(Params):
+    mb: int = param(0, ge=0)
 
 
 def _exemplar_at(task_input) -> torch.Tensor:
@@ -43,14 +49,15 @@ class ExemplarCopy(Synthesizer):
 
 
 class MemoryHog(Synthesizer):
-    """Holds ``TEXBENCH_TEST_HOG_MB`` MiB (touched, so resident) for the job, then returns the input."""
+    """Holds ``mb`` MiB (touched, so resident) during the job, then returns the input."""
 
     name = "memory-hog"
     description = "allocates a given amount of memory, then copies the input (test plugin)"
     tasks = ("denoise",)
+    Params = HogParams
 
     def run(self, task_input, *, seed, device):
-        mb = int(os.environ.get("TEXBENCH_TEST_HOG_MB", "0"))
+        mb = self.params.mb
         if mb:
             block = torch.ones(mb * 2**20 // 4, dtype=torch.float32)
             float(block.sum())
