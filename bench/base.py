@@ -49,6 +49,10 @@ class Synthesizer(abc.ABC):
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     #: style task: whether the method interpolates between several style images (``TaskInput.styles``)
     style_interpolation: ClassVar[bool] = False
+    #: style task: whether the method trains once on the task's whole set of style images and is then
+    #: applied to any of them (conditional instance normalisation): benchmark jobs then receive that set in
+    #: ``TaskInput.style_set`` and their keys depend on it (:func:`texbench.suite.expand`)
+    trains_on_style_set: ClassVar[bool] = False
 
     def __init__(self, params: Any = None) -> None:
         if params is None:
