@@ -31,14 +31,16 @@ shared by every preset and α that uses the same training parameters): Adam on
 
     L = ‖I_o − I_i‖² + λ ‖Φ(I_o) − Φ(I_i)‖²,  λ = 1,
 
-both terms mean squared errors, ``Φ`` the encoder at the decoder's level (the paper's Eq. 1 with its
-λ = 1; pixel and feature weights 1 as in the WCT-TF re-implementation's training script, whose learning
-rate 1e-4 with inverse decay 5e-5 per step, batch 8 and 256² crops are the defaults here). The paper
-trains on MS-COCO (``train_images``); preset ``offline`` trains on ``builtin-train`` instead.
+both terms mean squared errors, ``Φ`` the encoder at the decoder's level (the paper's Eq. 1; λ = 1, and
+pixel and feature weights 1 as in the WCT-TF re-implementation's training script, whose learning rate
+1e-4 with inverse decay 5e-5 per step, batch 8 and 256² crops are the defaults here). The paper trains
+on MS-COCO (``train_images``); preset ``offline`` trains on ``builtin-train`` instead.
 
 Budget of the defaults (160 000 steps per decoder, WCT-TF's ``max_iter``): a GPU job. Measured on this
-machine's 2 shared CPU cores, one step at batch 8 of 256² crops takes several seconds at ``relu5_1``
-(README, "Speed"): the paper preset does not fit on a CPU; ``tiny`` (tests) trains in seconds.
+machine's 2 CPU cores shared with other jobs (load average about 15), one step at batch 2 of 32² crops
+took 10-15 s for the ``relu5_1`` decoder (13M parameters), 7-9 s for ``relu4_1``, 3-5 s for ``relu3_1``,
+1-2 s for ``relu2_1`` and 0.1 s for ``relu1_1``: neither the paper preset nor ``offline`` fits on such a
+CPU; ``tiny`` (one step per decoder) is for tests.
 
 Preset ``relu4``: single-level WCT on ``relu4_1`` with Huang & Belongie's AdaIN decoder (trained to
 invert the same encoder at the same layer): no training at all.
