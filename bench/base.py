@@ -86,6 +86,10 @@ class Synthesizer(abc.ABC):
     #: what one job needs from its worker (threads, GPUs, memory): mapped to Ray task resources and to the
     #: process executor's threads; the default is one thread, no GPU, no memory reserved
     resources: ClassVar[Resources] = Resources()
+    #: style task: whether the method trains once on the task's whole set of style images and is then
+    #: applied to any of them (conditional instance normalisation): benchmark jobs then receive that set in
+    #: ``TaskInput.style_set`` and their keys depend on it (:func:`texbench.suite.expand`)
+    trains_on_style_set: ClassVar[bool] = False
 
     def __init__(self, params: Any = None) -> None:
         if params is None:

@@ -483,6 +483,16 @@ def _combinations(suite: Suite, spec: TaskSpec, task: Any, loaded: Mapping[str, 
     return [tuple(zip(task.roles, xs)) for xs in itertools.product(*(good[r] for r in task.roles))]
 
 
+def _style_set(task: Any, loaded: Mapping[str, list]) -> tuple[tuple[torch.Tensor, ...], list[str]] | None:
+    """The task's usable style images in listing order and their hashes (None for tasks without styles)."""
+    from texbench.imageio import image_hash
+
+    if "style" not in task.roles:
+        return None
+    images = tuple(x[1] for x in loaded["style"] if x is not None)
+    return images, [image_hash(img) for img in images]
+
+
 def expand(suite: Suite, *, data_root: Path | None = None, on_bad_input=None) -> list[Job]:
     """Every job of the suite, with its inputs built (datasets loaded, degradations applied).
 
@@ -503,16 +513,21 @@ def expand(suite: Suite, *, data_root: Path | None = None, on_bad_input=None) ->
         tparams_dict = params_to_dict(tparams)
         loaded = {role: _load_role(spec, task, role, data_root, on_bad_input) for role in task.roles}
         seeds = spec.seeds or suite.seeds
+        style_set = _style_set(task, loaded)
         for combo in _combinations(suite, spec, task, loaded):
             item = "+".join(x[0] for _, x in combo)
             images = {role: x[1] for role, x in combo}
             hashes = {role: image_hash(img) for role, img in images.items()}
             example = task.build(images, item=item, params=tparams)
             for m, cls, params in methods:
+                ex, extra = example, {}
+                if style_set is not None and cls.trains_on_style_set:
+                    # the method trains on the task's whole style set: it is part of the input and the key
+                    ex = dataclasses.replace(example, input=dataclasses.replace(example.input, style_set=style_set[0]))
+                    extra = {"style_set": style_set[1]}
                 for seed in seeds:
                     key = _job_key({"task": task.name, "task_params": tparams_dict, "inputs": hashes,
                                     "method": m.name, "version": cls.version, "params": params,
-                                    "seed": seed})
-                    jobs.append(Job(key, task.name, spec.dataset_label, item, m, seed, example, hashes,
-                                    tparams_dict))
+                                    "seed": seed, **extra})
+                    jobs.append(Job(key, task.name, spec.dataset_label, item, m, seed, ex, hashes, tparams_dict))
     return jobs

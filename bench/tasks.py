@@ -67,6 +67,8 @@ class TaskInput:
         styles: ``style`` only: several style images to interpolate between (``texbench synth`` with
             ``--style`` repeated; ``style`` is then the first). Empty in benchmarks, where each job has one
             style image. Only methods with ``style_interpolation = True`` accept more than one.
+        style_set: ``style`` only, for methods with ``trains_on_style_set``: every style image of the
+            benchmark task, in the dataset's order (``style`` is one of them); empty otherwise.
         degradation: the degradation's parameters (restoration tasks), e.g. ``{"sigma": 25.0}``.
         mask: ``inpaint`` only: float ``(1, H, W)``, 1 where a pixel is known and 0 where it is missing
             (missing pixels of ``image`` are 0).
@@ -79,6 +81,7 @@ class TaskInput:
     content: torch.Tensor | None = None
     style: torch.Tensor | None = None
     styles: tuple[torch.Tensor, ...] = ()
+    style_set: tuple[torch.Tensor, ...] = ()
     degradation: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     mask: torch.Tensor | None = None
 

@@ -1,5 +1,5 @@
 """Regenerate the AdaIN / WCT gallery: the gallery's content/style pair (as ``make_gallery.py``) rendered by
-``adain`` (α = 1 and 0.5, and with colour preservation) and ``wct-relu4``, with the authors' weights
+``adain`` (α = 1 and 0.5, and with colour preservation) and ``wct --preset relu4``, with the authors' weights
 (``texbench weights fetch vgg19-normalised adain-decoder`` first).
 
     python docs/gallery/make_adain.py [--size 256] [--out docs/gallery]
@@ -7,7 +7,8 @@
 Content: centre-cropped and resized to ``size``×``size``. Style: the full style image, given to the
 methods as is (each resizes its shorter side to 512, the authors' default); the style panel shows it
 centre-cropped to ``size``. Panels: content | style | adain | adain α=0.5 | adain colour-preserved |
-wct-relu4 (α = 0.6).
+wct --preset relu4 (α = 0.6; single-level WCT with the AdaIN decoder: the multi-level ``wct`` needs its
+five decoders trained first, a GPU-scale job).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def main() -> None:
     from texbench.nets.adain import ADAIN_DECODER
     from texbench.nets.vgg19 import VGG19_NORMALISED
     from texbench.synthesizers.adain import AdaIN
-    from texbench.synthesizers.wct import WCTRelu4
+    from texbench.synthesizers.wct import WCT
     from texbench.tasks import TaskInput, center_crop_resize
     from texbench.weights import resolve
 
@@ -44,12 +45,13 @@ def main() -> None:
     c, st = center_crop_resize(content[1](), s), style[1]()
     inp = TaskInput("style", f"{content[0]}+{style[0]}", (s, s), content=c, style=st)
     panels = [c, center_crop_resize(st, s)]
-    runs = [(AdaIN, {}), (AdaIN, {"alpha": 0.5}), (AdaIN, {"preserve_color": True}), (WCTRelu4, {})]
-    for cls, overrides in runs:
-        m = cls.from_config(None, overrides)
+    runs = [(AdaIN, None, {}), (AdaIN, None, {"alpha": 0.5}), (AdaIN, None, {"preserve_color": True}),
+            (WCT, "relu4", {})]
+    for cls, preset, overrides in runs:
+        m = cls.from_config(preset, overrides)
         t = time.perf_counter()
         panels.append(m.run(inp, seed=0, device=cpu))
-        print(f"{cls.name} {overrides}: {time.perf_counter() - t:.1f} s; weights {m.provenance()}")
+        print(f"{cls.name} {preset or ''} {overrides}: {time.perf_counter() - t:.1f} s; weights {m.provenance()}")
     gap = torch.ones(3, s, 4)
     row = [p for panel in panels for p in (panel, gap)][:-1]
     path = Path(args.out) / f"style-adain-{content[0]}-{style[0]}.png"
