@@ -80,21 +80,11 @@ class SynthesizerCache:
 SYNTHESIZERS = SynthesizerCache()
 
 
-def check_output(out: Any, size: tuple[int, int], name: str):
-    import torch
+def check_output(out: Any, size: tuple[int, ...], name: str):
+    """``out`` checked against the ``(3, *size)`` contract (:func:`texbench.outputs.check_tensor`)."""
+    from texbench.outputs import check_tensor
 
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"{name} returned {type(out).__name__}, expected a torch.Tensor")
-    if tuple(out.shape) != (3, *size):
-        raise ValueError(f"{name} returned shape {tuple(out.shape)}, expected (3, {size[0]}, {size[1]})")
-    out = out.detach().float().cpu()
-    if not torch.isfinite(out).all():
-        bad = int((~torch.isfinite(out)).sum())
-        raise ValueError(f"{name} returned {bad} non-finite values (NaN or inf)")
-    lo, hi = float(out.min()), float(out.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(f"{name} returned values in [{lo:.4g}, {hi:.4g}], outside [0, 1]")
-    return out.clamp(0, 1)
+    return check_tensor(out, size, name)
 
 
 def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
@@ -102,12 +92,14 @@ def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
 
     Payload keys: ``method``, ``preset``, ``params``, ``input`` (TaskInput), ``seed``, ``device``,
     ``plugin_files`` and optionally ``timeout`` (seconds, enforced by the process executor). Result keys: ``status``, ``error``, ``seconds``, ``prepare_seconds``, ``image``
-    (uint8 HxWx3), ``output_hash``, ``info``, ``provenance``.
+    (uint8 HxWx3, or DxHxWx3 for a volume task), ``output_hash``, ``info``, ``provenance``.
     """
     import torch
 
     from texbench.env import resolve_device
-    from texbench.imageio import image_hash, to_uint8
+    from texbench.imageio import image_hash
+    from texbench.outputs import output_kind
+    from texbench.tasks import task_output_kind
 
     name = payload["method"]
     result: dict[str, Any] = {"status": "failed", "error": None, "seconds": None, "prepare_seconds": None,
@@ -126,8 +118,8 @@ def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
             torch.cuda.synchronize(device)
         t2 = time.perf_counter()
         info = synth.pop_info()
-        out = check_output(out, tuple(inp.size), name)
-        img = to_uint8(out)
+        kind = output_kind(task_output_kind(inp.task))
+        img = kind.quantise(kind.check(out, tuple(inp.size), name))
         result.update(status="ok", seconds=t2 - t1, prepare_seconds=t1 - t0, image=img,
                       output_hash=image_hash(img), info=_jsonable(info), provenance=synth.provenance())
     except (Exception, SystemExit) as exc:  # a crashing plugin, or one calling sys.exit(), is recorded, not fatal

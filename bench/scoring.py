@@ -16,9 +16,10 @@ from typing import Any
 
 import torch
 
+from texbench.outputs import output_kind
 from texbench.store import Store
 from texbench.suite import Job, Suite
-from texbench.tasks import MetricUse, get_task
+from texbench.tasks import MetricUse, get_task, task_output_kind
 
 __all__ = ["score_run"]
 
@@ -105,7 +106,8 @@ def score_run(store: Store, suite: Suite, jobs: Sequence[Job], *, device: str = 
     ok_jobs = [j for j in jobs if j.key in status]
     todo = [j for j in ok_jobs if any(u.key not in done.get(j.key, set()) for u in uses_by_task[(j.task, j.dataset)][0])]
     for job in tqdm(todo, desc="scoring", unit="img", disable=not progress or not todo):
-        out = _load_output(store, status[job.key])[None]
+        kind = output_kind(task_output_kind(job.task))
+        out = kind.load(store.root / status[job.key])
         rows = []
         for use in uses_by_task[(job.task, job.dataset)][0]:
             if use.key in done.get(job.key, set()):
@@ -113,12 +115,8 @@ def score_run(store: Store, suite: Suite, jobs: Sequence[Job], *, device: str = 
             row = {"column": use.key, "metric": use.metric, "ref": use.ref, "params": dict(use.params),
                    "higher_is_better": metrics.higher_is_better(use), "metric_version": metrics.version(use.metric)}
             try:
-                ref = job.example.references.get(use.ref)
-                if ref is None:
-                    raise ValueError(f"task {job.task} has no reference {use.ref!r}")
                 m = metrics.get(use)
-                with torch.no_grad():
-                    value = float(m(out.to(m.device), _quantised(ref)[None].to(m.device))[0])
+                value = kind.score(m, out, job.example.references, use.ref)
                 row.update(value=value, provenance=m.provenance())
             except Exception as exc:
                 row["error"] = f"{type(exc).__name__}: {exc}"
