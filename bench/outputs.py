@@ -172,8 +172,17 @@ def _reference(references: Mapping[str, torch.Tensor], ref: str) -> torch.Tensor
 
 
 def _compare(metric: Any, x: torch.Tensor, y: torch.Tensor) -> float:
+    return _compare_batch(metric, x[None], y[None])[0]
+
+
+def _compare_batch(metric: Any, xs: torch.Tensor, ys: torch.Tensor) -> list[float]:
+    """``metric`` on ``(N, 3, H, W)`` outputs against ``(N, …)`` references, or one reference ``(1, …)``
+    shared by all (given once to an ``unpaired`` metric, which accepts it and computes its features once;
+    repeated for the others)."""
+    if ys.shape[0] == 1 and xs.shape[0] > 1 and getattr(metric, "kind", None) != "unpaired":
+        ys = ys.expand(xs.shape[0], *ys.shape[1:])
     with torch.no_grad():
-        return float(metric(x[None].to(metric.device), y[None].to(metric.device))[0])
+        return [float(v) for v in metric(xs.to(metric.device), ys.to(metric.device))]
 
 
 class ImageKind(OutputKind):
@@ -225,15 +234,17 @@ class VolumeKind(OutputKind):
         if ref == CROSS_SLICES:
             values = []
             for a, b in itertools.combinations(range(3), 2):
-                n = min(out.shape[a + 1], out.shape[b + 1])
-                for i in scored_slices(n):
-                    values.append(_compare(metric, axis_slice(out, a, i), axis_slice(out, b, i)))
+                idx = scored_slices(min(out.shape[a + 1], out.shape[b + 1]))
+                xs = torch.stack([axis_slice(out, a, i) for i in idx])
+                ys = torch.stack([axis_slice(out, b, i) for i in idx])
+                values += _compare_batch(metric, xs, ys)
             return float(np.mean(values))
         values = []
-        for a in range(3):
+        for a in range(3):  # one batch per axis: its slices share a size and an exemplar
             per_axis = f"{ref}:{a}"
             target = _quantised(_reference(references, per_axis if per_axis in references else ref))
-            values += [_compare(metric, axis_slice(out, a, i), target) for i in scored_slices(out.shape[a + 1])]
+            xs = torch.stack([axis_slice(out, a, i) for i in scored_slices(out.shape[a + 1])])
+            values += _compare_batch(metric, xs, target[None])
         return float(np.mean(values))
 
 

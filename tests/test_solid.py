@@ -206,7 +206,7 @@ def test_volume_scores_average_slices_of_three_axes_each_against_its_exemplar():
     refs = {"exemplar": torch.full((3, 5, 5), q)}
     metric = _MeanGap()
     assert VolumeKind().score(metric, vol, refs, "exemplar") == pytest.approx(0.0, abs=1e-7)
-    assert len(metric.calls) == 12 and metric.calls[0] == ((1, 3, 8, 8), (1, 3, 5, 5))
+    assert metric.calls[0] == ((4, 3, 8, 8), (4, 3, 5, 5)), "one batch per axis"
     # a ramp along axis 0: its axis-0 slices are constant i·8/255, its axis-1 and axis-2 slices all have mean
     # 28/255; per-axis exemplars 0, 28/255, 28/255 leave only axis 0's gaps, a third of the average
     ramp = (torch.arange(8) * 8 / 255).view(1, 8, 1, 1).expand(3, 8, 8, 8).contiguous()
@@ -216,7 +216,7 @@ def test_volume_scores_average_slices_of_three_axes_each_against_its_exemplar():
     assert VolumeKind().score(_MeanGap(), ramp, refs3, "exemplar") == pytest.approx(axis0 / 3, abs=1e-6)
     cross = _MeanGap()
     VolumeKind().score(cross, ramp, refs, CROSS_SLICES)
-    assert len(cross.calls) == 3 * 4, "three axis pairs, four slice positions each"
+    assert cross.calls == [((4, 3, 8, 8), (4, 3, 8, 8))] * 3, "three axis pairs, four slice positions each"
 
 
 # ------------------------------------------------------------------------------------------------ CLI & suite
