@@ -275,6 +275,8 @@ class Store:
         from texbench.imageio import atomic_write_bytes, save_png
         from texbench.outputs import output_kind, preview_path
 
+        if kind == "image":
+            return self.save_image(output_u8, digest=digest)
         k = output_kind(kind)
         rel = f"images/{digest}{k.suffix}"
         dest = self.root / rel
