@@ -91,21 +91,11 @@ class SynthesizerCache:
 SYNTHESIZERS = SynthesizerCache()
 
 
-def check_output(out: Any, size: tuple[int, int], name: str):
-    import torch
+def check_output(out: Any, size: tuple[int, ...], name: str):
+    """``out`` checked against the ``(3, *size)`` contract (:func:`texbench.outputs.check_tensor`)."""
+    from texbench.outputs import check_tensor
 
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"{name} returned {type(out).__name__}, expected a torch.Tensor")
-    if tuple(out.shape) != (3, *size):
-        raise ValueError(f"{name} returned shape {tuple(out.shape)}, expected (3, {size[0]}, {size[1]})")
-    out = out.detach().float().cpu()
-    if not torch.isfinite(out).all():
-        bad = int((~torch.isfinite(out)).sum())
-        raise ValueError(f"{name} returned {bad} non-finite values (NaN or inf)")
-    lo, hi = float(out.min()), float(out.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(f"{name} returned values in [{lo:.4g}, {hi:.4g}], outside [0, 1]")
-    return out.clamp(0, 1)
+    return check_tensor(out, size, name)
 
 
 def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
@@ -116,16 +106,19 @@ def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
     ``timeout`` (seconds, enforced by the executor), ``threads`` (torch threads for this job, set by the
     executor from the method's :class:`~texbench.base.Resources`) and ``trajectory`` (the oracle reference
     and metric that score reported iterates, see :class:`texbench.probes.IterateScorer`). Result keys:
-    ``status``, ``error``, ``seconds`` (minus the oracle scoring), ``prepare_seconds``, ``png`` (the output
-    encoded as PNG), ``output_hash`` (of its uint8 pixels), ``info``, ``provenance``, ``peak_rss_bytes`` and
+    ``status``, ``error``, ``seconds`` (minus the oracle scoring), ``prepare_seconds``, ``data`` (the output
+    encoded as its task's :mod:`texbench.outputs` kind stores it: PNG bytes for an image, ``.npy`` bytes
+    for a volume), ``output_hash`` (of its uint8 values), ``info``, ``provenance``, ``peak_rss_bytes`` and
     ``peak_cuda_bytes`` (:class:`texbench.probes.PeakMemory`; None where unknown), ``trajectory``
     (``{metric, ref, higher_is_better, iterations, values, seconds}`` or None).
     """
     import torch
 
     from texbench.env import resolve_device
-    from texbench.imageio import encode_png, image_hash, to_uint8
+    from texbench.imageio import image_hash
+    from texbench.outputs import output_kind
     from texbench.probes import IterateScorer, PeakMemory
+    from texbench.tasks import task_output_kind
 
     name = payload["method"]
     result = failed_result(None)
@@ -150,10 +143,10 @@ def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
         t2 = time.perf_counter()
         result.update(memory.stop())
         info = synth.pop_info()
-        out = check_output(out, tuple(inp.size), name)
-        img = to_uint8(out)
+        kind = output_kind(task_output_kind(inp.task))
+        img = kind.quantise(kind.check(out, tuple(inp.size), name))
         result.update(status="ok", seconds=t2 - t1 - (scorer.seconds if scorer else 0.0), prepare_seconds=t1 - t0,
-                      png=encode_png(img), output_hash=image_hash(img), info=_jsonable(info),
+                      data=kind.encode(img), output_hash=image_hash(img), info=_jsonable(info),
                       provenance=synth.provenance(), trajectory=scorer.result() if scorer else None)
     except (Exception, SystemExit) as exc:  # a crashing plugin, or one calling sys.exit(), is recorded, not fatal
         tb = traceback.extract_tb(exc.__traceback__)
@@ -166,7 +159,7 @@ def execute_job(payload: dict[str, Any]) -> dict[str, Any]:
 
 def failed_result(error: str | None) -> dict[str, Any]:
     """The result of a job that failed outside the method's own code (its worker died, it timed out)."""
-    return {"status": "failed", "error": error, "seconds": None, "prepare_seconds": None, "png": None,
+    return {"status": "failed", "error": error, "seconds": None, "prepare_seconds": None, "data": None,
             "output_hash": None, "info": {}, "provenance": {}, "peak_rss_bytes": None, "peak_cuda_bytes": None,
             "trajectory": None}
 

@@ -115,7 +115,9 @@ def _job_row(job: Job, result: dict[str, Any], store: Store, env: dict[str, Any]
 
         hashes["degraded"] = image_hash(job.example.input.image)
     if result["status"] == "ok":
-        output = store.save_png_bytes(result["png"], digest=result["output_hash"])
+        from texbench.tasks import task_output_kind
+
+        output = store.save_output_bytes(result["data"], digest=result["output_hash"], kind=task_output_kind(job.task))
     return {"job_key": job.key, "task": job.task, "dataset": job.dataset, "item": job.item,
             "method": job.method.name, "label": job.label, "preset": job.method.preset,
             "params": synth.params_dict(), "version": cls.version, "seed": job.seed,
@@ -340,6 +342,6 @@ def _save_inputs(store: Store, jobs: Sequence[Job]) -> None:
             continue
         seen.add(id(j.example))
         inp = j.example.input
-        for t in [inp.image, inp.content, inp.style, *j.example.references.values()]:
+        for t in [inp.image, inp.content, inp.style, *inp.exemplars, *j.example.references.values()]:
             if t is not None:
                 store.save_input(t, image_hash(t))

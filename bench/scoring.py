@@ -25,9 +25,10 @@ from typing import Any
 
 import torch
 
+from texbench.outputs import output_kind
 from texbench.store import Store
 from texbench.suite import Job, Suite
-from texbench.tasks import MetricUse, get_task
+from texbench.tasks import MetricUse, get_task, task_output_kind
 
 __all__ = ["score_run", "score_task"]
 
@@ -190,12 +191,15 @@ def _build(spec: tuple[str, Any], inputs: _Inputs) -> dict[str, Any]:
     if kind == "images":
         items = []
         for job, uses in what:
-            refs = {u.ref: inputs.ref(job.example.references[u.ref])[1]
-                    for u in uses if job.example.references.get(u.ref) is not None}
-            items.append({"key": job.key, "task": job.task, "output": inputs.output(job), "refs": refs, "uses": uses})
+            # every reference of the job, not only those the uses name: a volume's slices are scored against
+            # per-axis references (``exemplar:1``) and its cross-slice check against none
+            refs = {name: inputs.ref(img)[1] for name, img in job.example.references.items() if img is not None}
+            items.append({"key": job.key, "task": job.task, "kind": task_output_kind(job.task),
+                          "output": inputs.output(job), "refs": refs, "uses": uses})
         return {"kind": kind, "items": items}
     rows, js = what
     payload = {"kind": kind, "uses": [use for _, use in rows], "outputs": [inputs.output(j) for j in js],
+               "output_kind": task_output_kind(js[0].task),
                "seed": rows[0][0]["seed"], "task": rows[0][0]["task"], "refs": {}}
     if kind == "set":
         for ref_name in dict.fromkeys(use.ref for _, use in rows):
@@ -278,20 +282,18 @@ def score_task(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _score_images(items: list[dict[str, Any]], metrics: _Metrics) -> dict[str, dict[str, dict[str, Any]]]:
     from texbench.executors import fetch
-    from texbench.imageio import decode_image
 
     scores: dict[str, dict[str, dict[str, Any]]] = {}
     for item in items:
-        out = decode_image(item["output"], name=f"output of job {item['key']}")[None]
+        kind = output_kind(item["kind"])
+        out = kind.decode(item["output"], name=f"output of job {item['key']}")
+        refs = {name: fetch(ref) for name, ref in item["refs"].items()}
         scores[item["key"]] = vals = {}
         for use in item["uses"]:
             try:
-                ref = item["refs"].get(use.ref)
-                if ref is None:
-                    raise ValueError(f"task {item['task']} has no reference {use.ref!r}")
                 m = metrics.get(use)
-                value = float(m(out.to(m.device), fetch(ref)[None].to(m.device))[0])
-                vals[use.key] = {"value": value, "provenance": m.provenance()}
+                # the output kind scores: an image against its reference, a volume slice by slice
+                vals[use.key] = {"value": kind.score(m, out, refs, use.ref), "provenance": m.provenance()}
             except Exception as exc:
                 vals[use.key] = {"error": f"{type(exc).__name__}: {exc}"}
     return scores
@@ -300,9 +302,9 @@ def _score_images(items: list[dict[str, Any]], metrics: _Metrics) -> dict[str, d
 def _score_group(payload: dict[str, Any], metrics: _Metrics) -> list[dict[str, Any]]:
     """For each metric use of a group: its ``value``, ``extra`` and ``provenance``, or its ``error``."""
     from texbench.executors import fetch
-    from texbench.imageio import decode_image
 
-    outs = [decode_image(b, name="output") for b in payload["outputs"]]
+    kind = output_kind(payload.get("output_kind", "image"))
+    outs = [kind.decode(b, name="output") for b in payload["outputs"]]
     refs = {name: [fetch(r) for r in shared] for name, shared in payload["refs"].items()}
     scores = []
     for use in payload["uses"]:

@@ -279,14 +279,41 @@ class Store:
             save_png(image_u8, dest)
         return rel
 
-    def save_png_bytes(self, data: bytes, *, digest: str) -> str:
-        """:meth:`save_image` for an output a worker already encoded as PNG; returns its relative path."""
-        from texbench.files import atomic_write_bytes
+    def save_output(self, output_u8, *, digest: str, kind: str = "image") -> str:
+        """Write a quantised output of :mod:`texbench.outputs` kind ``kind`` as ``images/<digest><suffix>``
+        (atomically; an image as PNG, a volume as ``.npy`` with its slice montage beside it) and return its
+        relative path."""
+        from texbench.imageio import atomic_write_bytes, save_png
+        from texbench.outputs import output_kind, preview_path
 
-        rel = f"images/{digest}.png"
+        if kind == "image":
+            return self.save_image(output_u8, digest=digest)
+        k = output_kind(kind)
+        rel = f"images/{digest}{k.suffix}"
+        dest = self.root / rel
+        if not dest.is_file():
+            atomic_write_bytes(dest, k.encode(output_u8))
+        preview = k.preview(output_u8)
+        if preview is not None and not (self.root / preview_path(rel)).is_file():
+            save_png(preview, self.root / preview_path(rel))
+        return rel
+
+    def save_output_bytes(self, data: bytes, *, digest: str, kind: str = "image") -> str:
+        """:meth:`save_output` for an output a worker already encoded (:meth:`OutputKind.encode`); returns
+        its relative path."""
+        from texbench.files import atomic_write_bytes
+        from texbench.imageio import save_png
+        from texbench.outputs import output_kind, preview_path
+
+        k = output_kind(kind)
+        rel = f"images/{digest}{k.suffix}"
         dest = self.root / rel
         if not dest.is_file():
             atomic_write_bytes(dest, data)
+        if k.name != "image" and not (self.root / preview_path(rel)).is_file():
+            preview = k.preview(k.decode_uint8(data))
+            if preview is not None:
+                save_png(preview, self.root / preview_path(rel))
         return rel
 
     def save_input(self, image, digest: str) -> None:

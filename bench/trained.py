@@ -69,7 +69,7 @@ def calibrate_batch_norm(net: torch.nn.Module, draw: Callable[[], Any], batches:
     """
     if batches == 0:
         return
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    norms = [m for m in net.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d))]
     saved = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()

@@ -40,10 +40,13 @@ def make_grid(rows: list[list[tuple[str, Path | None]]], *, cell: int = 128, pad
 
 def write_grids(store: Store, *, max_rows: int = 4, cell: int = 128) -> list[Path]:
     """Write ``grid_<task>.png`` into the run directory: up to ``max_rows`` items, seed with the lowest
-    number, inputs first (the degraded input for restoration tasks), then each method's output."""
+    number, inputs first (the degraded input for restoration tasks), then each method's output (for a volume,
+    its middle slices along the three axes above a row of random slices)."""
     import io
 
     from texbench.imageio import atomic_write_bytes
+    from texbench.outputs import preview_path
+    from texbench.tasks import task_output_kind
 
     jobs = store.jobs_frame()
     inputs = store.input_paths()
@@ -59,12 +62,15 @@ def write_grids(store: Store, *, max_rows: int = 4, cell: int = 128) -> list[Pat
             row = [(role, store.root / inputs[hashes[role]]) for role in _ROLE_ORDER if role in hashes and hashes[role] in inputs]
             for lab in labels:
                 lj = ij[(ij[C.LABEL] == lab) & (ij[C.STATUS] == C.STATUS_OK)]
-                row.append((lab, store.root / lj.iloc[0][C.OUTPUT] if len(lj) else None))
+                # a volume is shown by its slice montage (texbench.outputs.volume_preview)
+                row.append((lab, store.root / preview_path(lj.iloc[0][C.OUTPUT]) if len(lj) else None))
             rows.append(row)
         if not rows:
             continue
         buf = io.BytesIO()
-        make_grid(rows, cell=cell).save(buf, format="PNG")
+        # volumes: a montage of six slices per cell, drawn twice as large to stay legible
+        size = cell * 2 if task_output_kind(task) == "volume" else cell
+        make_grid(rows, cell=size).save(buf, format="PNG")
         dest = store.root / f"grid_{task}.png"
         atomic_write_bytes(dest, buf.getvalue())
         written.append(dest)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from texbench import columns as C
+from texbench.outputs import preview_path
 from texbench.store import Store
 
 __all__ = ["report_html", "tradeoff_svg", "write_html"]
@@ -229,8 +230,9 @@ def _gallery(
                 r = ok.iloc[0]
                 v = prim.get(r[C.JOB_KEY])
                 score = f" · {primary} {float(v):.4g}" if v is not None and _num(v) else ""
-                src = _e(r[C.OUTPUT])
-                figs.append(f'<figure><a href="{src}"><img src="{src}" loading="lazy" alt="{_e(lab)}"></a>'
+                # a volume links to its .npy and shows its slice montage (texbench.outputs)
+                href, src = _e(r[C.OUTPUT]), _e(preview_path(r[C.OUTPUT]))
+                figs.append(f'<figure><a href="{href}"><img src="{src}" loading="lazy" alt="{_e(lab)}"></a>'
                             f'<figcaption title="{_e(lab)}">{_e(lab)}{_e(score)}</figcaption></figure>')
             else:
                 err = lj.iloc[0][C.ERROR] if len(lj) else "not run"

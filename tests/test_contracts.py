@@ -23,6 +23,8 @@ def _example(task: str):
     t = get_task(task)
     if task == "texture":
         return t.build({"exemplar": _smooth(48, 48, 0)}, item="c", params=t.params({"size": 56}))
+    if task == "solid":
+        return t.build({"exemplar": _smooth(32, 32, 4)}, item="c", params=t.params({"size": 12}))
     if task == "style":
         return t.build({"content": _smooth(48, 40, 1), "style": _smooth(40, 48, 2)}, item="c", params=t.params())
     return t.build({"clean": _smooth(64, 64, 3)}, item="c", params=t.params())
@@ -128,3 +130,26 @@ def test_declared_differentiable_metric_passes_gradients(name):
     v.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
     assert x.grad.abs().sum() > 0, f"{name}: the gradient with respect to the input is zero"
+
+
+def test_volume_outputs_meet_the_same_contract_through_the_executor(tmp_path):
+    # a volume task's output goes the images' way: checked, quantised once (uint8 D x H x W x 3), hashed,
+    # stored content-addressed (.npy beside a slice preview), read back equal
+    from texbench.executors import execute_job
+    from texbench.outputs import load_volume, preview_path
+    from texbench.store import Store
+
+    ex = _example("solid")
+    payload = {"method": "heeger-bergen-solid", "preset": "tiny", "params": {}, "input": ex.input, "seed": 0,
+               "device": "cpu", "plugin_files": []}
+    result = execute_job(payload)
+    assert result["status"] == "ok", result["error"]
+    assert result["image"].dtype.name == "uint8" and result["image"].shape == (12, 12, 12, 3)
+    assert execute_job(payload)["output_hash"] == result["output_hash"]
+    with Store(tmp_path / "run") as store:
+        rel = store.save_output(result["image"], digest=result["output_hash"], kind="volume")
+        assert rel == f"images/{result['output_hash']}.npy"
+        assert (store.root / preview_path(rel)).is_file()
+        back = load_volume(store.root / rel)
+    assert back.shape == (3, 12, 12, 12)
+    assert (back.permute(1, 2, 3, 0) * 255).round().to(torch.uint8).numpy().tobytes() == result["image"].tobytes()
