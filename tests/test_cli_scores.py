@@ -89,15 +89,16 @@ def test_folder_scores_are_batched_and_equal_pair_by_pair(tmp_path, monkeypatch,
     equals the metric on that pair alone, and the error stays on its pair."""
     import torch
 
-    from texbench.cli.score import PAIR_BATCH
+    from texbench.cli import score
     from texbench.imageio import load_image
     from texbench.metrics.lpips import LPIPS
 
     monkeypatch.setenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", "1")
-    names = [f"i{k:02d}" for k in range(PAIR_BATCH + 5)]
+    monkeypatch.setattr(score, "PAIR_BATCH", 4)  # several batches, and more pairs than the decoders run ahead
+    names = [f"i{k:02d}" for k in range(21)]
     a = _folder(tmp_path / "a", names, 0, size=48)
     b = _folder(tmp_path / "b", names, 1, size=48)
-    _folder(tmp_path / "a", ["i03"], 2, size=40)  # another size inside the first batch
+    _folder(tmp_path / "a", ["i03"], 2, size=40)  # another size inside a batch
     _folder(tmp_path / "b", ["i03"], 3, size=40)
     _folder(tmp_path / "a", ["i07"], 4, size=8)  # too small for LPIPS
     _folder(tmp_path / "b", ["i07"], 5, size=8)

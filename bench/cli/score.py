@@ -99,13 +99,14 @@ def _decoded(pairs: list[tuple[str, Path, Path]], ahead: int):
     (bounded memory on large folders)."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
+    from itertools import islice
 
     if len(pairs) <= 1:
         yield from map(_load_pair, pairs)
         return
     with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="texbench-decode") as pool:
         todo = iter(pairs)
-        queue = deque(pool.submit(_load_pair, it) for it, _ in zip(todo, range(ahead), strict=False))
+        queue = deque(pool.submit(_load_pair, it) for it in islice(todo, ahead))
         while queue:
             done = queue.popleft().result()
             nxt = next(todo, None)
