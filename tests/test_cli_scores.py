@@ -82,3 +82,57 @@ def test_missing_weights_give_the_message_and_exit_code_2(tmp_path):
         assert res.returncode == 2, (args, res.stdout, res.stderr)
         assert "not available offline" in res.stderr and "texbench weights fetch" in res.stderr
         assert "Traceback" not in res.stderr
+
+
+def test_folder_scores_are_batched_and_equal_pair_by_pair(tmp_path, monkeypatch, texbench_home):
+    """More pairs than one batch, two sizes and a pair too small for LPIPS in the middle: every value
+    equals the metric on that pair alone, and the error stays on its pair."""
+    import torch
+
+    from texbench.cli import score
+    from texbench.imageio import load_image
+    from texbench.metrics.lpips import LPIPS
+
+    monkeypatch.setenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", "1")
+    monkeypatch.setattr(score, "PAIR_BATCH", 4)  # several batches, and more pairs than the decoders run ahead
+    names = [f"i{k:02d}" for k in range(21)]
+    a = _folder(tmp_path / "a", names, 0, size=48)
+    b = _folder(tmp_path / "b", names, 1, size=48)
+    _folder(tmp_path / "a", ["i03"], 2, size=40)  # another size inside a batch
+    _folder(tmp_path / "b", ["i03"], 3, size=40)
+    _folder(tmp_path / "a", ["i07"], 4, size=8)  # too small for LPIPS
+    _folder(tmp_path / "b", ["i07"], 5, size=8)
+    res = CliRunner().invoke(main, ["score", "lpips", str(a), str(b), "--json"])
+    assert res.exit_code == 1 and "1 of 21 pairs could not be scored" in res.output
+    rows = _json(res.stdout)["pairs"]
+    assert [r["name"] for r in rows] == names
+    assert rows[7]["value"] is None and "16x16" in rows[7]["error"]
+    m = LPIPS()
+    for r in rows:
+        if r["name"] != "i07":
+            x, y = load_image(a / f"{r['name']}.png")[None], load_image(b / f"{r['name']}.png")[None]
+            with torch.no_grad():
+                assert r["value"] == pytest.approx(float(m(x, y)[0]), rel=1e-5, abs=1e-7), r["name"]
+
+
+def test_scoring_prints_one_weights_line_and_no_warning(tmp_path):
+    """A user sees the scores and one ``weights:`` line: no torch.jit.load deprecation warning (the FID
+    Inception is a TorchScript file) and no provenance printed twice (set metrics return it flat too)."""
+    from conftest import require_weights
+
+    from texbench.nets.inception import FID_INCEPTION
+
+    path = require_weights(FID_INCEPTION)
+    env = {k: v for k, v in os.environ.items() if k != "TEXBENCH_ALLOW_RANDOM_WEIGHTS"}
+    # a private home (feature caches), the real weights by explicit path
+    env.update(TEXBENCH_HOME=str(tmp_path / "home"), TEXBENCH_WEIGHTS_FID_INCEPTION=str(path))
+    a = _folder(tmp_path / "a", ["p", "q"], 0, size=40)
+    b = _folder(tmp_path / "b", ["p", "q"], 1, size=40)
+    for metric in ("sifid", "fid"):
+        res = subprocess.run([sys.executable, "-m", "texbench", "score", metric, str(a), str(b)], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        lines = res.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("weights: fid-inception=fid-inception@sha256:"), lines
+        assert "fid-inception" not in res.stdout and "provenance" not in res.stdout
+

@@ -125,5 +125,5 @@ def test_cli_score_sfid_and_registry(random_weights, tmp_path):
             save_png(img, tmp_path / name / f"{i}.png")
     out = CliRunner().invoke(main, ["score", "sfid", str(tmp_path / "a"), str(tmp_path / "b"), "--json"])
     assert out.exit_code == 0, out.output
-    result = json.loads(out.output[out.output.index("{") :])
+    result = json.loads(out.stdout[out.stdout.index("{") :])  # stderr may hold the random-init warning
     assert result["metric"] == "sfid" and result["value"] > 0 and result["n_a"] == 3

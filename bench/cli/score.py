@@ -76,27 +76,89 @@ def _score_sets(m, a: Path, b: Path, seed: int) -> dict:
     return result
 
 
-def _score_pairs(m, kind: str, a: Path, b: Path) -> dict:
+#: pairs per metric call when scoring folders (equal-size neighbours only; values do not depend on it)
+PAIR_BATCH = 16
+#: image decoding threads (PIL releases the GIL while it decodes, so they overlap the metric's work)
+DECODE_THREADS = 2
+
+
+def _load_pair(item: tuple[str, Path, Path]) -> tuple[str, Any, Any, str | None]:
+    """``(name, x, y, error)``: both images as ``(1, 3, H, W)``, or the message of the one that failed."""
     from texbench.imageio import ImageError, display_name, load_image
 
+    name, fa, fb = item
+    name = display_name(name)
+    try:  # one unreadable file costs its pair, not the folder
+        return name, load_image(fa)[None], load_image(fb)[None], None
+    except ImageError as exc:
+        return name, None, None, str(exc)
+
+
+def _decoded(pairs: list[tuple[str, Path, Path]], ahead: int):
+    """:func:`_load_pair` of every pair, in order, decoded by a thread pool at most ``ahead`` pairs ahead
+    (bounded memory on large folders)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+    from itertools import islice
+
+    if len(pairs) <= 1:
+        yield from map(_load_pair, pairs)
+        return
+    with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="texbench-decode") as pool:
+        todo = iter(pairs)
+        queue = deque(pool.submit(_load_pair, it) for it in islice(todo, ahead))
+        while queue:
+            done = queue.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                queue.append(pool.submit(_load_pair, nxt))
+            yield done
+
+
+def _metric_values(m, xs: list, ys: list) -> list[tuple[float | None, str | None]]:
+    """``(value, error)`` per pair of one batch of equal-size pairs: one metric call for the batch; if it
+    fails, pair by pair, so that the error lands on the pair that caused it."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            v = m(torch.cat(xs).to(m.device), torch.cat(ys).to(m.device))
+        return [(float(t), None) for t in v.double().cpu()]
+    except (ValueError, RuntimeError):
+        if len(xs) == 1:
+            try:
+                with torch.no_grad():
+                    return [(float(m(xs[0].to(m.device), ys[0].to(m.device))[0]), None)]
+            except (ValueError, RuntimeError) as exc:  # e.g. an image too small for the metric's window
+                return [(None, f"{type(exc).__name__}: {exc}")]
+        return [r for x, y in zip(xs, ys, strict=True) for r in _metric_values(m, [x], [y])]
+
+
+def _score_pairs(m, kind: str, a: Path, b: Path) -> dict:
+    """Score every pair of ``a`` and ``b``: images decoded off the main thread, neighbouring pairs of one
+    size scored in batches of :data:`PAIR_BATCH`; the rows keep the pairs' order."""
     pairs, only_a, only_b = paired_files(a, b)
     rows: list[dict[str, Any]] = []
-    for name, fa, fb in pairs:
-        name = display_name(name)
-        try:  # one unreadable file costs its pair, not the folder
-            x, y = load_image(fa)[None], load_image(fb)[None]
-        except ImageError as exc:
-            rows.append({"name": name, "value": None, "error": str(exc)})
+    pending: list[tuple[str, Any, Any]] = []
+
+    def flush() -> None:
+        if pending:
+            values = _metric_values(m, [p[1] for p in pending], [p[2] for p in pending])
+            for (name, _, _), (v, err) in zip(pending, values, strict=True):
+                rows.append({"name": name, "value": v} if err is None else {"name": name, "value": None, "error": err})
+            pending.clear()
+
+    for name, x, y, err in _decoded(pairs, ahead=2 * PAIR_BATCH):
+        if err is None and kind == "paired" and x.shape != y.shape:
+            err = f"sizes differ: {tuple(x.shape[-2:])} vs {tuple(y.shape[-2:])}"
+        if err is not None:
+            flush()
+            rows.append({"name": name, "value": None, "error": err})
             continue
-        if kind == "paired" and x.shape != y.shape:
-            rows.append({"name": name, "value": None, "error": f"sizes differ: {tuple(x.shape[-2:])} vs {tuple(y.shape[-2:])}"})
-            continue
-        try:
-            v = float(m(x.to(m.device), y.to(m.device))[0])
-        except (ValueError, RuntimeError) as exc:  # e.g. an image too small for the metric's window
-            rows.append({"name": name, "value": None, "error": f"{type(exc).__name__}: {exc}"})
-            continue
-        rows.append({"name": name, "value": v})
+        if pending and (pending[0][1].shape != x.shape or pending[0][2].shape != y.shape or len(pending) == PAIR_BATCH):
+            flush()
+        pending.append((name, x, y))
+    flush()
     vals = [r["value"] for r in rows if r["value"] is not None and math.isfinite(r["value"])]
     return {"pairs": rows, "mean": sum(vals) / len(vals) if vals else None, "only_in_a": only_a, "only_in_b": only_b}
 
@@ -126,13 +188,14 @@ def _print_result(result: dict) -> None:
             if names:
                 click.echo(f"only in {side} (not scored): {', '.join(names)}", err=True)
     else:
+        # the weights are printed once, below: set metrics also return their provenance entries flat
         for k, v in result.items():
-            if k not in ("metric", "params", "unreadable"):
+            if k not in ("metric", "params", "unreadable", "provenance") and k not in result["provenance"]:
                 click.echo(f"{k}: {v}")
         for e in result.get("unreadable", []):
             click.echo(f"unreadable (not scored): {e}", err=True)
     if result["provenance"]:
-        click.echo(f"weights: {result['provenance']}", err=True)
+        click.echo("weights: " + ", ".join(f"{k}={v}" for k, v in result["provenance"].items()), err=True)
 
 
 @click.command("score", cls=Command)

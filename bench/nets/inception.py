@@ -76,6 +76,7 @@ References:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
@@ -539,7 +540,12 @@ def state_dict_from_torchscript(path) -> dict[str, torch.Tensor]:
     Raises:
         WeightsError: the file does not have that layout.
     """
-    ts = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        # recent torch (2.14 here) marks torch.jit.load deprecated (a FutureWarning naming torch.export). The file
+        # is only ever a TorchScript archive (the published FID weights), read once for its tensors; the
+        # warning says nothing a user of `texbench score` can act on, so only that message is silenced.
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
+        ts = torch.jit.load(str(path), map_location="cpu")
     sd = ts.state_dict()
     groups: dict[str, dict[str, torch.Tensor]] = {}
     for k, v in sd.items():

@@ -187,7 +187,11 @@ class LPIPSNet(nn.Module):
         if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
             # the same op, without ``out=`` (which autograd refuses): gradients flow to the images
             return torch.cat([torch.addcmul(b, x, a), torch.addcmul(b, y, a)])
-        h = torch.empty((2 * n, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        # channels-last: oneDNN's convolutions run AlexNet's features about 1.3-1.6x faster in NHWC on CPU
+        # (values equal up to float32 summation order, ~3e-7 on the distance)
+        h = torch.empty((2 * n, *x.shape[1:]), dtype=x.dtype, device=x.device).contiguous(
+            memory_format=torch.channels_last
+        )
         torch.addcmul(b, x, a, out=h[:n])
         torch.addcmul(b, y, a, out=h[n:])
         return h
