@@ -136,7 +136,7 @@ def test_volume_outputs_meet_the_same_contract_through_the_executor(tmp_path):
     # a volume task's output goes the images' way: checked, quantised once (uint8 D x H x W x 3), hashed,
     # stored content-addressed (.npy beside a slice preview), read back equal
     from texbench.executors import execute_job
-    from texbench.outputs import load_volume, preview_path
+    from texbench.outputs import load_volume, output_kind, preview_path
     from texbench.store import Store
 
     ex = _example("solid")
@@ -144,12 +144,14 @@ def test_volume_outputs_meet_the_same_contract_through_the_executor(tmp_path):
                "device": "cpu", "plugin_files": []}
     result = execute_job(payload)
     assert result["status"] == "ok", result["error"]
-    assert result["image"].dtype.name == "uint8" and result["image"].shape == (12, 12, 12, 3)
+    # the worker sends the bytes of the stored file (.npy), which decode to the quantised volume
+    voxels = output_kind("volume").decode_uint8(result["data"])
+    assert voxels.dtype.name == "uint8" and voxels.shape == (12, 12, 12, 3)
     assert execute_job(payload)["output_hash"] == result["output_hash"]
     with Store(tmp_path / "run") as store:
-        rel = store.save_output(result["image"], digest=result["output_hash"], kind="volume")
+        rel = store.save_output_bytes(result["data"], digest=result["output_hash"], kind="volume")
         assert rel == f"images/{result['output_hash']}.npy"
         assert (store.root / preview_path(rel)).is_file()
         back = load_volume(store.root / rel)
     assert back.shape == (3, 12, 12, 12)
-    assert (back.permute(1, 2, 3, 0) * 255).round().to(torch.uint8).numpy().tobytes() == result["image"].tobytes()
+    assert (back.permute(1, 2, 3, 0) * 255).round().to(torch.uint8).numpy().tobytes() == voxels.tobytes()
