@@ -339,7 +339,8 @@ def _stop_all(workers: Sequence[_Worker]) -> None:
 
 
 class ProcessExecutor:
-    """Worker processes that each run one job at a time, one torch thread each by default.
+    """Worker processes that each run one job at a time, with the torch threads its method declares (at
+    most CPUs / workers; see :func:`process_threads`) unless ``threads_per_worker`` fixes them.
 
     Not ``concurrent.futures``: its pool breaks as a whole when one worker dies (every pending job fails
     with ``BrokenProcessPool``), and it cannot stop a single job that runs too long. Here the driver hands
@@ -493,10 +494,14 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise RuntimeError("the ray executor needs Ray: pip install 'texbench[ray]'") from None
+            raise ValueError("the ray executor needs Ray: pip install 'texbench[ray]'") from None
         self.ray = ray
         if not ray.is_initialized():
-            ray.init(address=address or None, ignore_reinit_error=True, log_to_driver=False)
+            try:
+                ray.init(address=address or None, ignore_reinit_error=True, log_to_driver=False)
+            except ConnectionError as exc:  # a user's address, or no cluster: a one-line error, not a traceback
+                raise ValueError(f"ray address {address or '(auto)'}: cannot connect to a Ray cluster ({exc}); "
+                                 "start one with `ray start --head` or check --ray-address") from None
         self._remote = ray.remote(_ray_call)
         self._shared: dict[int, tuple[Any, Any]] = {}  # id -> (value kept alive, its object reference)
 

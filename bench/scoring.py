@@ -9,7 +9,7 @@ seed-pair or set group (with its Inception feature extraction) as one task. A ta
 outputs as PNG bytes and the quantised references (shared once: on Ray, through its object store), and
 returns values, errors and the features it extracted; the driver alone writes the store and the feature
 cache's disk (workers read it). Results equal the local executor's: the same function computes each
-value from the same bytes with the same number of torch threads.
+value from the same bytes with the same number of torch and BLAS threads.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def score_run(store: Store, suite: Suite, jobs: Sequence[Job], *, device: str = 
     # matrix products split their sums by thread (Gram matrices differ in the 9th digit between 1 and 2
     # threads), and the values must equal the local pass's bit for bit
     common = {"pass": uuid.uuid4().hex, "device": device, "plugin_files": list(plugin_files),
-              "threads": torch.get_num_threads(),
+              "threads": torch.get_num_threads(), "blas_threads": _blas_threads(),
               "resources": {"threads": 1, "gpus": 1 if device.startswith("cuda") else 0}}
     todo = []
     for j in ok_jobs:
@@ -245,6 +245,32 @@ def _write_group_score(store: Store, what: tuple[list[tuple[dict[str, Any], Metr
 
 
 # ------------------------------------------------------------------------------------- the worker side
+def _blas_threads() -> int | None:
+    """This process's BLAS threads (numpy's and scipy's OpenBLAS: SiFID's and FID's eigen-decompositions
+    and matrix square roots), or None without ``threadpoolctl`` (installed with the ``ray`` extra)."""
+    try:
+        import scipy.linalg  # noqa: F401 - loads scipy's own BLAS, so that it is counted too
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    return max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=None)
+
+
+def _blas_limit(threads: int | None) -> Any:
+    """Within the block, BLAS uses ``threads`` threads, as the driver does: a Ray worker starts with
+    ``OMP_NUM_THREADS=1``, and BLAS results (SiFID) differ in the last digits with the thread count."""
+    import contextlib
+
+    if not threads:
+        return contextlib.nullcontext()
+    try:
+        import scipy.linalg  # noqa: F401 - loaded before the limit, so that the limit reaches it
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=int(threads), user_api="blas")
+
+
 _WORKER_METRICS: dict[str, _Metrics] = {}
 
 
@@ -271,7 +297,7 @@ def score_task(payload: dict[str, Any]) -> dict[str, Any]:
     if payload.get("threads"):
         torch.set_num_threads(int(payload["threads"]))
     metrics = _worker_metrics(payload["pass"], str(resolve_device(payload["device"])))
-    with deferred_writes() as features, torch.no_grad():
+    with _blas_limit(payload.get("blas_threads")), deferred_writes() as features, torch.no_grad():
         if payload["kind"] == "images":
             result = {"status": "ok", "scores": _score_images(payload["items"], metrics)}
         else:

@@ -46,3 +46,21 @@ class Hang(Synthesizer):
     def run(self, task_input, *, seed, device):
         while True:
             time.sleep(1)
+
+
+class WaitToBeKilled(Synthesizer):
+    """Writes its process id to ``$TEXBENCH_TEST_PID_DIR/<item>-<seed>.pid`` and waits (up to 120 s) for a
+    test to kill that process from outside, as a node's OOM killer or an operator would."""
+
+    name = "wait-to-be-killed"
+    description = "writes its PID, then waits to be killed from outside (test plugin)"
+    tasks = ("denoise",)
+
+    def run(self, task_input, *, seed, device):
+        folder = os.environ["TEXBENCH_TEST_PID_DIR"]
+        path = os.path.join(folder, f"{task_input.item}-{seed}.pid")
+        with open(path + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.replace(path + ".tmp", path)
+        time.sleep(120)
+        return task_input.image.clone()

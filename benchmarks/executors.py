@@ -1,0 +1,130 @@
+"""Throughput of the executors: the same suite run locally, on 2 worker processes and on Ray with 2 CPUs.
+
+``python -m benchmarks executors [--suites patch quick] [--workers 2] [--ray-address HOST:PORT]``
+
+Each (suite, executor) runs in a fresh Python process with its own empty feature cache (the real
+weights, if cached, are linked in), as ``texbench run`` would, and times two phases: jobs (from the call
+to :func:`texbench.runner.run_suite` to the start of the scoring pass: expansion, input copies, the
+jobs) and scoring. The report is not written (it does not depend on the executor). Ray runs on a local
+Ray started in that process with ``num_cpus`` = ``--workers`` (start-up not timed), or on an existing
+cluster given by ``--ray-address``.
+
+Suites: ``patch`` is single-threaded work, 8 texture jobs of the patch baselines (quilting and Kwatra's
+texture optimisation at 96 px, 4 exemplars, FID/KID/SiFID scoring); ``quick`` is the built-in quick suite.
+On a machine shared with other work the numbers move with its load: the load average (``os.getloadavg``)
+is printed before and after each run, beside the times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PATCH_SUITE = """
+name = "patch-baselines"
+seeds = [0, 1]
+device = "cpu"
+allow_random_init = true
+[[task]]
+name = "texture"
+datasets = { exemplar = "builtin-textures" }
+limit = 4
+image_size = 96
+params = { size = 96 }
+methods = [{ name = "quilting" }, { name = "kwatra", preset = "tiny" }]
+"""
+
+EXECUTORS = ("local", "process", "ray")
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f}/{five:.1f}"
+
+
+def _child(suite: str, executor: str, workers: int, ray_address: str | None, out: Path) -> dict:
+    """Run one suite on one executor in this process; the timings of its two phases."""
+    import texbench.runner as runner
+    from texbench.suite import load_suite
+
+    marks: dict[str, float] = {}
+    score_run = runner.score_run
+
+    def timed_score_run(*args, **kwargs):
+        marks["scoring_start"] = time.perf_counter()
+        score_run(*args, **kwargs)
+        marks["scoring_end"] = time.perf_counter()
+
+    runner.score_run = timed_score_run
+    if executor == "ray" and not ray_address:
+        import ray
+
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    s = load_suite(suite)
+    t0 = time.perf_counter()
+    summary = runner.run_suite(s, out, executor=executor, workers=workers, ray_address=ray_address,
+                               progress=False, write_report=False)
+    t1 = time.perf_counter()
+    return {"jobs": marks["scoring_start"] - t0, "scoring": marks["scoring_end"] - marks["scoring_start"],
+            "total": t1 - t0, "ran": summary.ran, "failed": summary.failed}
+
+
+def _run_one(suite: str, executor: str, workers: int, ray_address: str | None, tmp: Path) -> dict:
+    """:func:`_child` in a fresh interpreter with a private feature cache."""
+    from texbench.env import texbench_home
+
+    home = tmp / f"home-{executor}"
+    home.mkdir(parents=True)
+    weights = texbench_home() / "weights"
+    if weights.is_dir():
+        (home / "weights").symlink_to(weights)
+    env = {**os.environ, "TEXBENCH_HOME": str(home), "TEXBENCH_TRAINED": str(home / "trained"),
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    cmd = [sys.executable, "-m", "benchmarks", "executors", "--child", suite, executor, str(workers),
+           ray_address or "", str(tmp / f"run-{executor}")]
+    before = _load()
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    if res.returncode != 0:
+        raise SystemExit(f"{executor} run failed:\n{res.stderr[-3000:]}")
+    timing = json.loads(res.stdout.strip().splitlines()[-1])
+    timing["load"] = f"{before} -> {_load()}"
+    return timing
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[2:] if argv is None else argv)
+    if argv and argv[0] == "--child":
+        suite, executor, workers, address, out = argv[1:6]
+        print(json.dumps(_child(suite, executor, int(workers), address or None, Path(out))))
+        return
+    parser = argparse.ArgumentParser(prog="python -m benchmarks executors", description=__doc__.split("\n")[0])
+    parser.add_argument("--suites", nargs="*", default=["patch", "quick"], help="patch, quick or suite files")
+    parser.add_argument("--workers", type=int, default=2, help="process workers and Ray CPUs (default 2)")
+    parser.add_argument("--executors", nargs="*", default=list(EXECUTORS), choices=EXECUTORS)
+    parser.add_argument("--ray-address", help="an existing Ray cluster instead of a local one")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
+    print(f"{os.cpu_count()} CPUs; load average (1/5 min) at start {_load()}; workers/Ray CPUs {args.workers}")
+    for name in args.suites:
+        with tempfile.TemporaryDirectory(prefix="texbench-executors-") as d:
+            tmp = Path(d)
+            suite = name
+            if name == "patch":
+                suite = str(tmp / "patch.toml")
+                Path(suite).write_text(PATCH_SUITE)
+            rows = {ex: _run_one(suite, ex, args.workers, args.ray_address, tmp) for ex in args.executors}
+        print(f"\nsuite {name}: {next(iter(rows.values()))['ran']} jobs")
+        print(f"{'executor':<10}{'jobs s':>9}{'scoring s':>11}{'total s':>9}{'jobs x':>8}{'scoring x':>11}"
+              f"{'total x':>9}  failed  load before -> after")
+        base = rows.get("local")
+        for ex, r in rows.items():
+            ratio = {k: base[k] / r[k] if base else float("nan") for k in ("jobs", "scoring", "total")}
+            print(f"{ex:<10}{r['jobs']:>9.1f}{r['scoring']:>11.1f}{r['total']:>9.1f}{ratio['jobs']:>7.2f}x"
+                  f"{ratio['scoring']:>10.2f}x{ratio['total']:>8.2f}x  {r['failed']:>6}  {r['load']}")
