@@ -193,12 +193,12 @@ def _build(spec: tuple[str, Any], inputs: _Inputs) -> dict[str, Any]:
         for job, uses in what:
             # every reference of the job, not only those the uses name: a volume's slices are scored against
             # per-axis references (``exemplar:1``) and its cross-slice check against none
-            refs = {name: inputs.ref(img)[1] for name, img in job.example.references.items() if img is not None}
+            job_refs = {name: inputs.ref(img)[1] for name, img in job.example.references.items() if img is not None}
             items.append({"key": job.key, "task": job.task, "kind": task_output_kind(job.task),
-                          "output": inputs.output(job), "refs": refs, "uses": uses})
+                          "output": inputs.output(job), "refs": job_refs, "uses": uses})
         return {"kind": kind, "items": items}
     rows, js = what
-    payload = {"kind": kind, "uses": [use for _, use in rows], "outputs": [inputs.output(j) for j in js],
+    payload: dict[str, Any] = {"kind": kind, "uses": [use for _, use in rows], "outputs": [inputs.output(j) for j in js],
                "output_kind": task_output_kind(js[0].task),
                "seed": rows[0][0]["seed"], "task": rows[0][0]["task"], "refs": {}}
     if kind == "set":
@@ -299,7 +299,7 @@ def score_task(payload: dict[str, Any]) -> dict[str, Any]:
     metrics = _worker_metrics(payload["pass"], str(resolve_device(payload["device"])))
     with _blas_limit(payload.get("blas_threads")), deferred_writes() as features, torch.no_grad():
         if payload["kind"] == "images":
-            result = {"status": "ok", "scores": _score_images(payload["items"], metrics)}
+            result: dict[str, Any] = {"status": "ok", "scores": _score_images(payload["items"], metrics)}
         else:
             result = {"status": "ok", "scores": _score_group(payload, metrics)}
     result["features"] = features
