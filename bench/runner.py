@@ -97,7 +97,7 @@ def _job_row(job: Job, result: dict[str, Any], store: Store, env: dict[str, Any]
     synth = cls.from_config(job.method.preset, job.method.params)
     output = None
     hashes = dict(job.input_hashes)
-    if job.example.input.image is not None and job.task in ("denoise", "sr4", "inpaint"):
+    if job.example.input.image is not None and job.task in ("denoise", "sr4", "inpaint", "jpeg"):
         from texbench.imageio import image_hash
 
         hashes["degraded"] = image_hash(job.example.input.image)
@@ -283,7 +283,9 @@ def _run_jobs(store: Store, name: str, todo: Sequence[Job], env: dict[str, Any],
         with tqdm(total=len(todo), desc=f"{name}: jobs", unit="job", disable=not progress) as bar:
             for i, result in ex.map(payloads):
                 job = todo[i]
-                store.write_job(_job_row(job, result, store, env))
+                row = _job_row(job, result, store, env)
+                store.write_job(row)
+                _keep_timing(row, result, device)
                 if result["status"] != "ok":
                     failed += 1
                     tqdm.write(f"FAILED {job.task}/{job.label}/{job.item}/seed {job.seed}: {result['error']}",
@@ -293,6 +295,18 @@ def _run_jobs(store: Store, name: str, todo: Sequence[Job], env: dict[str, Any],
     finally:
         ex.close()
     return failed
+
+
+def _keep_timing(row: dict[str, Any], result: dict[str, Any], device: str) -> None:
+    """Add a finished job's time to this machine's timings (:mod:`texbench.timings`, for ``run --plan``)."""
+    if result["status"] != "ok" or result.get("image") is None or result.get("seconds") is None:
+        return
+    from texbench.timings import record_timing
+
+    h, w = result["image"].shape[:2]
+    record_timing(task=row["task"], method=row["method"], version=row["version"], params=row["params"],
+                  device=device, pixels=int(h) * int(w), seconds=result["seconds"],
+                  prepare_seconds=result["prepare_seconds"])
 
 
 def _write_report(store: Store) -> Path:
