@@ -79,9 +79,9 @@ def _check_output_path(path: Path) -> None:
 
 @click.command("synth", cls=Command)
 @click.argument("method")
-@click.option("--task", required=True, help="texture, style, denoise, sr4 or inpaint.")
+@click.option("--task", required=True, help="texture, style, denoise, sr4, inpaint or jpeg.")
 @click.option("--input", "input_", type=click.Path(exists=True, dir_okay=False),
-              help="Exemplar (texture) or the already degraded image (denoise, sr4).")
+              help="Exemplar (texture) or the already degraded image (denoise, sr4, jpeg: the compressed image).")
 @click.option("--content", type=click.Path(exists=True, dir_okay=False), help="Content image (style).")
 @click.option("--style", type=click.Path(exists=True, dir_okay=False), multiple=True,
               help="Style image (style); repeat it to interpolate between styles (methods that can, e.g. "
