@@ -285,7 +285,7 @@ def _run_jobs(store: Store, name: str, todo: Sequence[Job], env: dict[str, Any],
                 job = todo[i]
                 row = _job_row(job, result, store, env)
                 store.write_job(row)
-                _keep_timing(row, result, device)
+                _keep_timing(row, job, result, device)
                 if result["status"] != "ok":
                     failed += 1
                     tqdm.write(f"FAILED {job.task}/{job.label}/{job.item}/seed {job.seed}: {result['error']}",
@@ -297,13 +297,14 @@ def _run_jobs(store: Store, name: str, todo: Sequence[Job], env: dict[str, Any],
     return failed
 
 
-def _keep_timing(row: dict[str, Any], result: dict[str, Any], device: str) -> None:
-    """Add a finished job's time to this machine's timings (:mod:`texbench.timings`, for ``run --plan``)."""
-    if result["status"] != "ok" or result.get("image") is None or result.get("seconds") is None:
+def _keep_timing(row: dict[str, Any], job: Job, result: dict[str, Any], device: str) -> None:
+    """Add a finished job's time to this machine's timings (:mod:`texbench.timings`, for ``run --plan``);
+    its size is the output size the task asked for (checked against the output by the executor)."""
+    if result["status"] != "ok" or result.get("seconds") is None:
         return
     from texbench.timings import record_timing
 
-    h, w = result["image"].shape[:2]
+    h, w = job.example.input.size
     record_timing(task=row["task"], method=row["method"], version=row["version"], params=row["params"],
                   device=device, pixels=int(h) * int(w), seconds=result["seconds"],
                   prepare_seconds=result["prepare_seconds"])
