@@ -110,7 +110,7 @@ def _job_row(job: Job, result: dict[str, Any], store: Store, env: dict[str, Any]
     synth = cls.from_config(job.method.preset, job.method.params)
     output = None
     hashes = dict(job.input_hashes)
-    if job.example.input.image is not None and job.task in ("denoise", "sr4", "inpaint"):
+    if job.example.input.image is not None and job.task in ("denoise", "sr4", "inpaint", "jpeg"):
         from texbench.imageio import image_hash
 
         hashes["degraded"] = image_hash(job.example.input.image)
@@ -310,7 +310,9 @@ def _run_jobs(store: Store, name: str, todo: Sequence[Job], env: dict[str, Any],
     with tqdm(total=len(todo), desc=f"{name}: jobs", unit="job", disable=not progress) as bar:
         for i, result in ex.map(payloads):
             job = todo[i]
-            store.write_job(_job_row(job, result, store, env))
+            row = _job_row(job, result, store, env)
+            store.write_job(row)
+            _keep_timing(row, job, result, device)
             if result["status"] != "ok":
                 failed += 1
                 tqdm.write(f"FAILED {job.task}/{job.label}/{job.item}/seed {job.seed}: {result['error']}",
@@ -318,6 +320,19 @@ def _run_jobs(store: Store, name: str, todo: Sequence[Job], env: dict[str, Any],
             bar.set_postfix_str(f"{job.task}/{job.label}", refresh=False)
             bar.update(1)
     return failed
+
+
+def _keep_timing(row: dict[str, Any], job: Job, result: dict[str, Any], device: str) -> None:
+    """Add a finished job's time to this machine's timings (:mod:`texbench.timings`, for ``run --plan``);
+    its size is the output size the task asked for (checked against the output by the executor)."""
+    if result["status"] != "ok" or result.get("seconds") is None:
+        return
+    from texbench.timings import record_timing
+
+    h, w = job.example.input.size
+    record_timing(task=row["task"], method=row["method"], version=row["version"], params=row["params"],
+                  device=device, pixels=int(h) * int(w), seconds=result["seconds"],
+                  prepare_seconds=result["prepare_seconds"])
 
 
 def _write_report(store: Store) -> Path:

@@ -60,7 +60,7 @@ import torch
 from texbench.tasks import Example, MetricUse, get_task
 
 __all__ = ["DatasetSpec", "Job", "MethodSpec", "Suite", "SuiteError", "TaskSpec", "builtin_suites",
-           "expand", "load_suite"]
+           "expand", "load_suite", "resolve_methods"]
 
 
 class SuiteError(ValueError):
@@ -412,7 +412,7 @@ def _job_key(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def _resolve_methods(suite: Suite, spec: TaskSpec, task: Any) -> list[tuple[MethodSpec, Any, dict[str, Any]]]:
+def resolve_methods(suite: Suite, spec: TaskSpec, task: Any) -> list[tuple[MethodSpec, Any, dict[str, Any]]]:
     """(method entry, class, resolved params) per method, and the task's metrics checked for shadowing:
     done before any image is loaded, so a typo fails first."""
     from texbench import registry
@@ -508,7 +508,7 @@ def expand(suite: Suite, *, data_root: Path | None = None, on_bad_input=None) ->
     jobs: list[Job] = []
     for spec in suite.tasks:
         task = get_task(spec.task)
-        methods = _resolve_methods(suite, spec, task)
+        methods = resolve_methods(suite, spec, task)
         tparams = task.params(spec.params)
         tparams_dict = params_to_dict(tparams)
         loaded = {role: _load_role(spec, task, role, data_root, on_bad_input) for role in task.roles}

@@ -19,6 +19,12 @@ Degradations are written down here as code, and their parameters are stored with
   ``interpolate(mode="bicubic", antialias=True)``), clipped to [0, 1] and kept in float32.
   :func:`downsample` (defined in :mod:`texbench.ops.resize`, re-exported here as the task's operator) is
   differentiable, so Deep Image Prior uses the very same operator.
+* ``jpeg``: the clean image, quantised to uint8, encoded by Pillow's JPEG encoder (libjpeg's standard
+  IJG tables scaled by ``quality``; chroma ``subsampling`` 4:2:0 by default, Pillow's own default) and
+  decoded back to float32 in [0, 1] (:func:`jpeg_compress`). The default quality, 20, is the one of Deep
+  Image Prior's own JPEG example: ``data/denoising/snail.jpg`` carries exactly the IJG tables of quality
+  20 (luma and chroma, checked against libjpeg's scaling) with 4:2:0 sampling. The paper states no
+  quality; its example has no clean original, so the scored task compresses clean images instead.
 """
 
 from __future__ import annotations
@@ -43,7 +49,9 @@ __all__ = [
     "Task",
     "TaskInput",
     "InpaintParams",
+    "JPEGParams",
     "add_gaussian_noise",
+    "jpeg_compress",
     "inpainting_mask",
     "center_crop_resize",
     "downsample",
@@ -181,6 +189,47 @@ class InpaintParams(Params):
 
     mask: typing.Literal["random", "region"] = "random"
     missing: float = param(0.5, gt=0, lt=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class JPEGParams(Params):
+    """JPEG artefact removal: Pillow's encoder at ``quality`` (1-95) with chroma ``subsampling``."""
+
+    quality: int = param(20, ge=1, le=95)  # above 95 libjpeg's own documentation advises against
+    subsampling: typing.Literal["4:4:4", "4:2:2", "4:2:0"] = "4:2:0"
+
+
+def jpeg_compress(image: torch.Tensor, *, quality: int, subsampling: str = "4:2:0") -> torch.Tensor:
+    """Encode ``image`` as a baseline JPEG with Pillow and decode it again.
+
+    Args:
+        image: ``(3, H, W)`` float in [0, 1]; quantised to uint8 (round half to even after clamping)
+            before encoding, as any saved image is.
+        quality: the IJG quality factor, 1-95.
+        subsampling: chroma subsampling, ``"4:4:4"``, ``"4:2:2"`` or ``"4:2:0"``.
+
+    Returns:
+        ``(3, H, W)`` float32 in [0, 1], the decoded image (multiples of 1/255).
+
+    >>> x = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+    >>> y = jpeg_compress(x, quality=10)
+    >>> tuple(y.shape), bool((y * 255 - (y * 255).round()).abs().max() < 1e-4)
+    ((3, 16, 16), True)
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 95:
+        raise ValueError(f"quality must be an integer in [1, 95], got {quality!r}")
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"image must have shape (3, H, W), got {tuple(image.shape)}")
+    u8 = (image.detach().to("cpu", torch.float32).clamp(0, 1) * 255).round().to(torch.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(u8.permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=quality, subsampling=subsampling)
+    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return torch.from_numpy(decoded.copy()).permute(2, 0, 1).float().div(255.0).to(image.device)
 
 
 def inpainting_mask(
@@ -407,9 +456,29 @@ class SolidTask(Task):
         return Example(TaskInput("solid", item, (s, s, s), image=ex), {"exemplar": ex})
 
 
+class JPEGTask(Task):
+    name = "jpeg"
+    description = "JPEG artefact removal: the clean image compressed by Pillow at a stated quality"
+    roles = ("clean",)
+    Params = JPEGParams
+    primary_metric = "psnr"
+    default_metrics = _RESTORATION_METRICS
+    set_metrics = _RESTORATION_SET_METRICS
+    oracle_ref = "clean"
+
+    def build(self, images, *, item, params):
+        clean = images["clean"]
+        compressed = jpeg_compress(clean, quality=params.quality, subsampling=params.subsampling)
+        deg = {"quality": params.quality, "subsampling": params.subsampling,
+               "codec": "Pillow JPEG (libjpeg, IJG tables), baseline"}
+        return Example(TaskInput("jpeg", item, tuple(clean.shape[-2:]), image=compressed, degradation=deg),
+                       {"clean": clean})
+
+
 TASKS: dict[str, Task] = {
     t.name: t for t in (TextureTask(), StyleTask(), DenoiseTask(), SR4Task(), InpaintTask(), SolidTask())
 }
+TASKS[JPEGTask.name] = JPEGTask()
 
 
 def task_output_kind(name: str) -> str:

@@ -1,4 +1,5 @@
-"""Standard test sets (Kodak24, CBSD68, Set5, Set14, Deep Image Prior's images), fetched with checksums.
+"""Standard test sets (Kodak24, CBSD68, Set5, Set14, Deep Image Prior's images, the texture exemplars and
+the style-transfer paintings and photographs of the seed's papers), fetched with checksums.
 
 The sets are described in ``standard.toml`` beside this file: per file its sha256 and, where the set has
 a stable location, a URL pinned to a commit. ``texbench datasets fetch NAME`` downloads them into
@@ -192,3 +193,6 @@ CBSD68 = _make("cbsd68", "CBSD68")
 Set5 = _make("set5", "Set5")
 Set14 = _make("set14", "Set14")
 DIPClean = _make("dip-clean", "DIPClean")
+TextureExemplars = _make("texture-exemplars", "TextureExemplars")
+StylePaintings = _make("style-paintings", "StylePaintings")
+StyleContent = _make("style-content", "StyleContent")

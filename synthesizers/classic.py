@@ -4,7 +4,12 @@
 * ``bicubic``: bicubic ×4 up-sampling;
 * ``gaussian-filter``: Gaussian smoothing as the simplest denoiser;
 * ``nl-means``: non-local means (Buades et al. 2005) from scikit-image;
-* ``reinhard``: colour transfer in lαβ space (Reinhard et al. 2001) for the style task.
+* ``reinhard``: colour transfer in lαβ space (Reinhard et al. 2001) for the style task;
+* ``identity``: the degraded input itself (``jpeg``, ``denoise``), the row every restoration method must beat.
+
+For ``jpeg`` no deblocking filter from a maintained PyPI library was found (scikit-image, OpenCV and
+Pillow ship none), so the classic row is ``nl-means`` at the noise level estimated from the compressed
+image (:func:`estimate_noise_sigma`), the fallback the benchmark's issue names.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from texbench.base import Synthesizer
 from texbench.ops.filters import gaussian_window
 from texbench.params import Params, param
 
-__all__ = ["Bicubic", "GaussianFilter", "NLMeans", "RandomPhaseNoise", "ReinhardColorTransfer",
+__all__ = ["Bicubic", "GaussianFilter", "Identity", "NLMeans", "RandomPhaseNoise", "ReinhardColorTransfer",
            "periodic_component", "random_phase_noise", "reinhard_transfer"]
 
 
@@ -225,7 +230,7 @@ class NLMeans(Synthesizer):
 
     name = "nl-means"
     description = "non-local means (Buades et al. 2005), scikit-image"
-    tasks = ("denoise",)
+    tasks = ("denoise", "jpeg")  # jpeg: at the noise level estimated from the compressed image
     references = "A. Buades, B. Coll, J.-M. Morel, 'A non-local algorithm for image denoising', CVPR 2005"
     Params = NLMeansParams
     presets = {"tiny": {"patch_distance": 3}}
@@ -306,3 +311,19 @@ class ReinhardColorTransfer(Synthesizer):
         c = _require(task_input, "content", self.name).cpu()
         s = _require(task_input, "style", self.name).cpu()
         return reinhard_transfer(c, s, strength=self.params.strength).to(device)
+
+
+# ------------------------------------------------------------------------------------------------- identity
+class Identity(Synthesizer):
+    """The degraded input returned unchanged: the baseline row of a restoration leaderboard (for ``jpeg``,
+    the compressed image itself)."""
+
+    name = "identity"
+    description = "the degraded input itself (baseline row for jpeg and denoise)"
+    tasks = ("jpeg", "denoise")
+    references = "none: a baseline"
+
+    def run(self, task_input, *, seed, device):
+        if task_input.task not in self.tasks:
+            raise ValueError(f"identity does not support task {task_input.task!r}; tasks: {', '.join(self.tasks)}")
+        return _require(task_input, "image", self.name).detach().to(device, torch.float32).clamp(0, 1)

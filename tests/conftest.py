@@ -49,6 +49,12 @@ def _private_trained_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TEXBENCH_TRAINED", str(tmp_path / "trained"))
 
 
+@pytest.fixture(autouse=True)
+def _private_timings(tmp_path, monkeypatch):
+    """Runs keep their job timings in a per-test file (texbench.timings), never in the user's cache."""
+    monkeypatch.setenv("TEXBENCH_TIMINGS", str(tmp_path / "timings.jsonl"))
+
+
 @pytest.fixture
 def texbench_home(tmp_path, monkeypatch):
     """An empty, private TEXBENCH_HOME (weights cache and feature caches)."""

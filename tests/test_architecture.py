@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_PACKAGES = ("texbench.synthesizers", "texbench.metrics", "texbench.datasets")
 #: the top floor: applications built on everything below (they find plugins through the registry)
-TOP = ("texbench.__main__", "texbench.cli", "texbench.runner", "texbench.scoring", "texbench.executors", "texbench.reports", "texbench.calibration")
+TOP = ("texbench.__main__", "texbench.cli", "texbench.runner", "texbench.plan", "texbench.scoring", "texbench.executors", "texbench.reports", "texbench.calibration")
 SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|PRAGMA|ALTER|DROP)\b", re.IGNORECASE)
 
 

@@ -34,9 +34,16 @@ __all__ = ["command"]
 @click.option("--data-root", type=click.Path(file_okay=False), help="Base folder for relative dataset paths.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--max-pixels", type=click.IntRange(min=1), help=MAX_PIXELS_HELP)
+@click.option("--plan", "plan", is_flag=True,
+              help="Print, per task, the inputs, methods, seeds and jobs, the missing datasets (with the command "
+                   "that fetches them) and an estimate of the time from this machine's timings of earlier runs; "
+                   "then exit without running anything.")
+@click.option("--json", "as_json", is_flag=True,
+              help='With --plan: print {"suite": ..., "tasks": {task: {"inputs", "methods", "seeds", "jobs", '
+                   '"missing", "estimate_s"}}} as JSON (estimate_s null when a job has no stored timing).')
 @click.pass_context
 def command(ctx, suite, out, executor, workers, job_timeout, ray_address, device, rerun, retry_failed, plugins,
-            data_root, quiet, max_pixels):
+            data_root, quiet, max_pixels, plan, as_json):
     """Run (or resume) a benchmark suite and write its leaderboard.
 
     Jobs already in the run directory are skipped, so an interrupted run continues where it stopped.
@@ -49,10 +56,15 @@ def command(ctx, suite, out, executor, workers, job_timeout, ray_address, device
     from texbench.runner import RunInterrupted, run_suite
     from texbench.suite import load_suite
 
+    if as_json and not plan:
+        raise click.BadParameter("--json is only for --plan", param_hint="--json")
     load_plugins(plugins)
     s = load_suite(suite)
     if device:
         s = dataclasses.replace(s, device=device)
+    if plan:
+        _print_plan(s, data_root, as_json)
+        return
     group_plugins = (ctx.obj or {}).get("plugins", [])
     try:
         summary = run_suite(s, out or Path("runs") / s.name, executor=executor, workers=workers,
@@ -69,3 +81,13 @@ def command(ctx, suite, out, executor, workers, job_timeout, ray_address, device
     click.echo(f"Results: {summary.out / 'results.sqlite'}")
     if summary.leaderboard:
         click.echo(f"Leaderboard: {summary.leaderboard} (and leaderboard.csv, report.html, grid_<task>.png)")
+
+
+def _print_plan(suite, data_root, as_json: bool) -> None:
+    """``--plan``: the suite's size, missing data and estimated time; nothing is run."""
+    import json
+
+    from texbench.plan import format_plan, plan_json, plan_suite
+
+    plans = plan_suite(suite, data_root=data_root)
+    click.echo(json.dumps(plan_json(suite, plans), indent=2) if as_json else format_plan(suite, plans))

@@ -108,10 +108,10 @@ def _check_output_path(path: Path, kind: str = "image") -> None:
 
 @click.command("synth", cls=Command)
 @click.argument("method")
-@click.option("--task", required=True, help="texture, style, denoise, sr4, inpaint or solid.")
+@click.option("--task", required=True, help="texture, style, denoise, sr4, inpaint, jpeg or solid.")
 @click.option("--input", "input_", type=click.Path(exists=True, dir_okay=False), multiple=True,
-              help="Exemplar (texture, solid) or the already degraded image (denoise, sr4); solid: give it three "
-                   "times for one exemplar per slice axis (0, 1, 2).")
+              help="Exemplar (texture, solid) or the already degraded image (denoise, sr4, jpeg: the compressed "
+                   "image); solid: give it three times for one exemplar per slice axis (0, 1, 2).")
 @click.option("--content", type=click.Path(exists=True, dir_okay=False), help="Content image (style).")
 @click.option("--style", type=click.Path(exists=True, dir_okay=False), multiple=True,
               help="Style image (style); repeat it to interpolate between styles (methods that can, e.g. "
