@@ -198,8 +198,8 @@ def format_plan(suite: Suite, plans: list[TaskPlan]) -> str:
         lines.append("missing datasets: fetch them with")
         lines += [f"  {f}" + ("" if f.endswith("--from DIR") else f"    (or `{f} --from DIR` from a copy you have)")
                   for f in fetch]
-    total = [p.estimate_s for p in plans]
-    if all(t is not None for t in total):
+    total = [p.estimate_s for p in plans if p.estimate_s is not None]
+    if len(total) == len(plans):
         lines.append(f"estimated time: about {_duration(sum(total))} (from {timings_path()})")
     else:
         lines.append(f"estimated time: incomplete; timings come from earlier runs on this machine ({timings_path()})")
