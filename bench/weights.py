@@ -57,6 +57,7 @@ __all__ = [
     "networks",
     "provenance",
     "random_init_allowed",
+    "resolution_context",
     "random_init_provenance",
     "register_spec",
     "resolve",
@@ -403,6 +404,14 @@ def random_init_provenance(seed: int) -> str:
 
 
 RANDOM_INIT_ENV = "TEXBENCH_ALLOW_RANDOM_WEIGHTS"
+
+
+def resolution_context() -> tuple[tuple[str, str], ...]:
+    """What decides which file a network loads (or whether it falls back to random init): the
+    ``TEXBENCH_*`` variables (home, per-file paths, random init) and ``TORCH_HOME``. A process that memoises
+    loaded networks keys them by this too, so a network built under one setting (random weights in a
+    private home, say) is never served under another."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("TEXBENCH_") or k == "TORCH_HOME"))
 
 
 def random_init_allowed() -> bool:

@@ -23,6 +23,7 @@ from texbench.metrics.checks import check_pair
 from texbench.nets.backbones import NETS
 from texbench.nets.lpips import LPIPSNet, Net, load_calibrated
 from texbench.params import Params
+from texbench.weights import resolution_context
 
 __all__ = ["LPIPS", "LPIPSParams", "lpips"]
 
@@ -32,7 +33,7 @@ _MODELS: dict[tuple[str, str, str], LPIPSNet] = {}
 
 
 def _get_model(net: str, weights: str | os.PathLike | None, device: torch.device) -> LPIPSNet:
-    key = (net, str(Path(weights).resolve()) if weights else "", str(device))
+    key = (net, str(Path(weights).resolve()) if weights else "", str(device), resolution_context())
     model = _MODELS.get(key)
     if model is None:
         if net not in NETS:

@@ -258,3 +258,19 @@ def test_bad_params():
         LPIPS.from_config({"net": "resnet"})
     with pytest.raises(ValueError, match="unknown parameter"):
         LPIPS.from_config({"network": "alex"})
+
+
+def test_memoised_network_is_not_served_under_other_weights_settings(monkeypatch, tmp_path):
+    """A network built with random weights in a private home (a test, a run with allow_random_init) must
+    not be served later in the same process once random init is off: that silently scored with random
+    LPIPS weights (found when test_diversity ran after test_cli_scores)."""
+    from texbench.metrics import lpips as lpips_module
+    from texbench.weights import RANDOM_INIT_ENV, WeightsNotFoundError
+
+    monkeypatch.setenv("TEXBENCH_HOME", str(tmp_path / "empty-home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch"))
+    monkeypatch.setenv(RANDOM_INIT_ENV, "1")
+    lpips_module._get_model("alex", None, torch.device("cpu"))
+    monkeypatch.delenv(RANDOM_INIT_ENV)
+    with pytest.raises(WeightsNotFoundError):
+        lpips_module._get_model("alex", None, torch.device("cpu"))
