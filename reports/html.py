@@ -225,7 +225,7 @@ def _gallery(
                             f"<figcaption>{_e(role)}</figcaption></figure>")
         for lab in labels:
             lj = ij[ij[C.LABEL] == lab]
-            ok = lj[lj[C.STATUS] == C.STATUS_OK]
+            ok = lj[(lj[C.STATUS] == C.STATUS_OK) & lj[C.OUTPUT].notna()]  # a job stored without an image shows none
             if len(ok):
                 r = ok.iloc[0]
                 v = prim.get(r[C.JOB_KEY])

@@ -222,7 +222,7 @@ def leaderboard_tables(store: Store) -> dict[str, Any]:
         df = _task_table(
             jobs[jobs[C.JOB_KEY].isin(keys)],
             scores[scores[C.JOB_KEY].isin(keys)] if len(scores) else scores,
-            groups[_members_within(groups, keys, known)] if len(groups) else groups,
+            groups[_members_within(groups, keys, known, task, variant["dataset"])] if len(groups) else groups,
             primary,
             directions,
             trajectories[trajectories[C.JOB_KEY].isin(keys)] if len(trajectories) else trajectories,
@@ -233,14 +233,15 @@ def leaderboard_tables(store: Store) -> dict[str, Any]:
     return tables
 
 
-def _members_within(groups: Any, keys: set[str], known: set[str]) -> list[bool]:
-    """Which group scores (FID, KID over a set; diversity over seeds) were computed over jobs of the table
-    ``keys`` only (of the ``known`` jobs the report shows); a group that mixes variants (written before
-    groups were split by task parameters) is in no table."""
+def _members_within(groups: Any, keys: set[str], known: set[str], task: str, dataset: str) -> list[bool]:
+    """Which group scores (FID, KID over a set; diversity over seeds) belong to the table of the jobs
+    ``keys``: those computed over its jobs only (of the ``known`` jobs the report shows), so a group that
+    mixes variants (written before groups were split by task parameters) is in no table; a group naming
+    none of the known jobs goes by its own task and dataset."""
     out = []
-    for m in groups["members"]:
+    for m, t, d in zip(groups["members"], groups[C.TASK], groups[C.DATASET]):
         mine = set(json.loads(m)) & known
-        out.append(bool(mine) and mine <= keys)
+        out.append(mine <= keys if mine else (t == task and d == dataset))
     return out
 
 
