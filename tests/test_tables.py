@@ -158,3 +158,26 @@ def test_titles_name_only_what_differs():
     assert list(tables) == ["texture", "sr4[set14]", "sr4[set5]"]  # task order given, then datasets by name
     assert tables["sr4[set14]"]["job_keys"] == ["b"]
     assert grid_name("texture") == "grid_texture.png" and file_stem("sr4[set14]") == "sr4_set14"
+
+
+def test_seed_groups_never_mix_variants(tmp_path):
+    """The scoring pass groups a seed pair within one task variant (sets use the same grouping key): the
+    same image and method at σ = 2 and σ = 60 are two seed groups, each in its own table."""
+    data = _images(tmp_path / "data")
+    diversity = 'metrics = [{ metric = "psnr", ref = "clean" }, { metric = "ssim", ref = "seeds", column = "seed-ssim" }]'
+    tasks = "".join(_task(data, s, GAUSS, seeds="[0, 1]").replace(LIGHT, diversity + "\nset_metrics = []")
+                    for s in (2, 60))
+    (tmp_path / "s.toml").write_text('name = "groups"\nseeds = [0]\n' + tasks)
+    out = tmp_path / "run"
+    run_suite(load_suite(str(tmp_path / "s.toml")), out, progress=False)
+    with Store(out) as st:
+        groups = st.group_scores_frame()
+        jobs = st.jobs_frame()
+        tables = leaderboard_tables(st)
+    sigma_of = {k: json.loads(p)["sigma"] for k, p in zip(jobs["job_key"], jobs["task_params"])}
+    assert len(groups) == 2 * 3  # 3 images x 2 noise levels, each a pair of seeds
+    for members in groups["members"]:
+        keys = json.loads(members)
+        assert len(keys) == 2 and len({sigma_of[k] for k in keys}) == 1
+    for df in tables.values():
+        assert df.loc["gaussian-filter", "seed-ssim n"] == 3
