@@ -121,7 +121,7 @@ def test_markdown_csv_html_and_grids_are_split(run_dir):
     assert "<h2>denoise[seta; sigma=2]</h2>" in html and "<h2>denoise[setb; sigma=60]</h2>" in html
 
 
-def test_cli_report_and_run_summary_name_the_tables(run_dir):
+def test_cli_report_and_grids_are_per_table(run_dir):
     from texbench.reports.grid import write_grids
 
     with Store(run_dir) as st:
@@ -141,7 +141,9 @@ def test_single_variant_keeps_the_task_name(tmp_path):
                                      + _task(data, 25, '{ name = "identity" }')
                                      + _task(data, 25, GAUSS, seeds="[0, 1]"))
     out = tmp_path / "run"
-    run_suite(load_suite(str(tmp_path / "s.toml")), out, progress=False)
+    res = CliRunner().invoke(main, ["run", "--suite", str(tmp_path / "s.toml"), "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "Tables: denoise\n" in res.output  # the run's summary names its tables
     with Store(out) as st:
         assert list(leaderboard_tables(st)) == ["denoise"]
     assert (out / "grid_denoise.png").is_file()
