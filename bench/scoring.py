@@ -370,10 +370,13 @@ def _group_specs(store: Store, ok_jobs: Sequence[Job], uses_by_task: dict, metri
     by_item = defaultdict(list)
     by_set = defaultdict(list)
     for j in ok_jobs:
-        by_item[(j.task, j.dataset, j.label, j.item)].append(j)
-        by_set[(j.task, j.dataset, j.label, j.seed)].append(j)
+        # a set (and a seed group) never mixes task variants: denoising at sigma 15 and 50 on one dataset
+        # are two sets, as they are two leaderboard tables (texbench.reports.tables)
+        variant = json.dumps(dict(j.task_params), sort_keys=True, default=str)
+        by_item[(j.task, j.dataset, variant, j.label, j.item)].append(j)
+        by_set[(j.task, j.dataset, variant, j.label, j.seed)].append(j)
     specs: list[Any] = []
-    for (task, dataset, label, item), js in by_item.items():
+    for (task, dataset, _, label, item), js in by_item.items():
         seed_uses = uses_by_task[(task, dataset)][1]
         if len(js) < 2 or not seed_uses:
             continue
@@ -387,7 +390,7 @@ def _group_specs(store: Store, ok_jobs: Sequence[Job], uses_by_task: dict, metri
                                         item=item, seed=None), use))
         if rows:
             specs.append(("seeds", (rows, js)))
-    for (task, dataset, label, seed), js in by_set.items():
+    for (task, dataset, _, label, seed), js in by_set.items():
         js = sorted(js, key=lambda j: j.item)
         members = [j.key for j in js]
         rows = []

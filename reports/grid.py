@@ -1,4 +1,4 @@
-"""Image grids: for each task, rows of examples with their input(s) and every method's output."""
+"""Image grids: for each leaderboard table (task variant), rows of examples with their input(s) and every method's output."""
 
 from __future__ import annotations
 
@@ -39,20 +39,25 @@ def make_grid(rows: list[list[tuple[str, Path | None]]], *, cell: int = 128, pad
 
 
 def write_grids(store: Store, *, max_rows: int = 4, cell: int = 128) -> list[Path]:
-    """Write ``grid_<task>.png`` into the run directory: up to ``max_rows`` items, seed with the lowest
+    """Write one grid per leaderboard table into the run directory (``grid_<task>.png``, or for one variant
+    of a task run on several datasets or parameters ``grid_<task>_<dataset>_<params>.png``, see
+    :func:`texbench.reports.leaderboard.grid_name`): up to ``max_rows`` items, seed with the lowest
     number, inputs first (the degraded input for restoration tasks), then each method's output (for a volume,
     its middle slices along the three axes above a row of random slices)."""
     import io
 
     from texbench.imageio import atomic_write_bytes
     from texbench.outputs import preview_path
-    from texbench.tasks import task_output_kind
+    from texbench.reports.leaderboard import grid_name
+    from texbench.reports.tables import table_of_jobs
+    from texbench.tasks import TASKS, task_output_kind
 
     jobs = store.jobs_frame()
     inputs = store.input_paths()
     written = []
-    for task in dict.fromkeys(jobs[C.TASK]):
-        tj = jobs[jobs[C.TASK] == task]
+    for title, variant in table_of_jobs(jobs, list(TASKS)).items():
+        task = variant["task"]
+        tj = jobs[jobs[C.JOB_KEY].isin(set(variant["job_keys"]))]
         labels = list(dict.fromkeys(tj[C.LABEL]))
         rows = []
         for item in list(dict.fromkeys(tj[C.ITEM]))[:max_rows]:
@@ -71,7 +76,7 @@ def write_grids(store: Store, *, max_rows: int = 4, cell: int = 128) -> list[Pat
         # volumes: a montage of six slices per cell, drawn twice as large to stay legible
         size = cell * 2 if task_output_kind(task) == "volume" else cell
         make_grid(rows, cell=size).save(buf, format="PNG")
-        dest = store.root / f"grid_{task}.png"
+        dest = store.root / grid_name(title)
         atomic_write_bytes(dest, buf.getvalue())
         written.append(dest)
     return written

@@ -225,7 +225,7 @@ def _gallery(
                             f"<figcaption>{_e(role)}</figcaption></figure>")
         for lab in labels:
             lj = ij[ij[C.LABEL] == lab]
-            ok = lj[lj[C.STATUS] == C.STATUS_OK]
+            ok = lj[(lj[C.STATUS] == C.STATUS_OK) & lj[C.OUTPUT].notna()]  # a job stored without an image shows none
             if len(ok):
                 r = ok.iloc[0]
                 v = prim.get(r[C.JOB_KEY])
@@ -245,11 +245,11 @@ def _gallery(
 
 
 def _trajectories(trajectories: Any, task: str) -> str:
-    """The task's oracle trajectories as an inline SVG figure under a heading (empty when it has none);
+    """One table's oracle trajectories (``task``: its title) as an inline SVG figure under a heading (empty when it has none);
     a failure costs the picture, never the page."""
     from texbench.reports.curves import trajectory_svg
 
-    tt = trajectories[trajectories[C.TASK] == task] if len(trajectories) else trajectories
+    tt = trajectories  # already the table's own (one task variant)
     if not len(tt):
         return ""
     try:
@@ -261,8 +261,14 @@ def _trajectories(trajectories: Any, task: str) -> str:
 
 def report_html(store: Store, tables: dict[str, Any] | None = None, *, max_items: int = 50) -> str:
     """The whole report as one HTML document (image links relative to the run directory)."""
-    from texbench.reports.leaderboard import RANDOM_INIT_WARNING, leaderboard_tables, problems, report_header
+    from texbench.reports.leaderboard import (
+        RANDOM_INIT_WARNING,
+        leaderboard_tables,
+        problems,
+        report_header,
+    )
     from texbench.reports.oracle import column_notes
+    from texbench.reports.tables import params_text, table_of_jobs
     from texbench.tasks import TASKS
 
     tables = leaderboard_tables(store) if tables is None else tables
@@ -282,20 +288,28 @@ def report_html(store: Store, tables: dict[str, Any] | None = None, *, max_items
     scores = store.scores_frame()
     inputs = store.input_paths()
     trajectories = store.trajectories_frame()
-    for task, df in tables.items():
+    known = set(jobs[C.JOB_KEY])
+    variants = table_of_jobs(jobs, list(TASKS))
+    for title, df in tables.items():
+        task = df.attrs.get("task", title)
         desc = TASKS[task].description if task in TASKS else ""
-        tj = jobs[jobs[C.TASK] == task]
-        parts.append(f"<h2>{_e(task)}</h2>" + (f"<p>{_e(desc)}</p>" if desc else ""))
-        parts.append(f"<p>dataset: {_e(', '.join(sorted(set(tj[C.DATASET]))))}; primary metric: "
+        # the table's own jobs (one task variant: dataset and task parameters), else all of the task's
+        keys = set(variants[title]["job_keys"]) if title in variants else set(jobs[jobs[C.TASK] == task][C.JOB_KEY])
+        tj = jobs[jobs[C.JOB_KEY].isin(keys & known)]
+        parts.append(f"<h2>{_e(title)}</h2>" + (f"<p>{_e(desc)}</p>" if desc else ""))
+        parts.append(f"<p>dataset: {_e(df.attrs.get('dataset', ', '.join(sorted(set(tj[C.DATASET])))))}; "
+                     f"task parameters: {_e(params_text(df.attrs.get('task_params')))}; primary metric: "
                      f"{_e(df.attrs.get('primary'))}</p>")
         parts.append(_table(df))
         parts += [f'<p class="notes">{_e(n)}</p>' for n in column_notes(df)]
-        picture = tradeoff_svg(df, task)
+        picture = tradeoff_svg(df, title)
         if picture:
-            parts.append(f"<h3>Quality against copying ({_e(task)})</h3>{picture}")
-        parts.append(_trajectories(trajectories, task))
-        parts.append(f"<h3>Outputs ({_e(task)})</h3>")
-        parts.append(_gallery(jobs, scores, inputs, task, df.attrs.get("primary"), max_items))
+            parts.append(f"<h3>Quality against copying ({_e(title)})</h3>{picture}")
+        tt = trajectories[trajectories[C.JOB_KEY].isin(keys)] if len(trajectories) else trajectories
+        parts.append(_trajectories(tt, title))
+        parts.append(f"<h3>Outputs ({_e(title)})</h3>")
+        ts = scores[scores[C.JOB_KEY].isin(keys)] if len(scores) else scores
+        parts.append(_gallery(tj, ts, inputs, task, df.attrs.get("primary"), max_items))
     for title, items in problems(store).items():
         if items:
             parts.append(f"<h2>{_e(title)}</h2><ul>" + "".join(f"<li>{_e(m)}</li>" for m in items) + "</ul>")

@@ -1,6 +1,7 @@
 """Leaderboards from a results store: pandas tables, Markdown and CSV, no method re-run.
 
-One table per task: rows are methods (suite labels); per-image metrics are reported as the mean with a
+One table per task variant (task, dataset, task parameters; a task with one variant is titled by its
+name, see :mod:`texbench.reports.tables`): rows are methods (suite labels); per-image metrics are reported as the mean with a
 95% confidence interval (Student t over images × seeds), seed-pair diversity as a mean ± CI over items,
 set-level metrics (FID, KID) as their value (mean ± CI over seeds when there are several); for the style
 task, ArtFID = (1 + LPIPS to the content) × (1 + FID to the styles) from those means (Wright & Ommer,
@@ -23,6 +24,7 @@ from typing import Any
 
 from texbench import columns as C
 from texbench.reports.oracle import ORACLE_MARK, add_oracle_columns, column_notes
+from texbench.reports.tables import params_text
 from texbench.reports.verdicts import (
     COPIES,
     COPY_METRIC,
@@ -38,6 +40,7 @@ from texbench.store import Store
 __all__ = [
     "ARTFID",
     "display_table",
+    "grid_name",
     "leaderboard_markdown",
     "leaderboard_tables",
     "md_escape",
@@ -51,6 +54,9 @@ __all__ = [
 ARTFID = "artfid"
 #: paired difference to the first-ranked method on the primary metric
 VS_FIRST = "vs #1"
+#: CSV columns naming a row's table (title) and its task parameters (JSON)
+TABLE = "table"
+TASK_PARAMS = "task params"
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
     """Mean, half-width of the Student-t confidence interval, and count (NaN half-width for n < 2).
 
@@ -189,12 +195,17 @@ def _metric_column(order: list[str], ts: Any, metric: str) -> str | None:
 
 
 def leaderboard_tables(store: Store) -> dict[str, Any]:
-    """Task -> DataFrame indexed by method label, with ``<col>``, ``<col> ci95``, ``<col> n`` columns,
-    ``median s/img``, ``failed`` and ``rank``; ``df.attrs`` holds the column directions and the primary
-    metric.
+    """Table title -> DataFrame indexed by method label, with ``<col>``, ``<col> ci95``, ``<col> n`` columns,
+    ``median s/img``, ``failed`` and ``rank``; ``df.attrs`` holds the column directions, the primary
+    metric and the table's ``task``, ``dataset`` and ``task_params``.
+
+    One table per task variant (:mod:`texbench.reports.tables`): a task run on one dataset with one set of
+    parameters is titled by its name; one run on several (``denoise`` at σ = 15, 25, 50) has a table per
+    variant, ``denoise[kodak24; sigma=25]``, so no row averages over noise levels or datasets.
 
     Ranking uses only what the store holds: each score's direction and each task's primary metric, both
     recorded when the run scored; for a run written before they were, the registry's and the task's."""
+    from texbench.reports.tables import table_of_jobs
     from texbench.tasks import TASKS
 
     jobs = store.jobs_frame()
@@ -204,18 +215,34 @@ def leaderboard_tables(store: Store) -> dict[str, Any]:
     primaries = store.primary_metrics()
     directions = _Directions()
     tables = {}
-    for task in [t for t in TASKS if t in set(jobs[C.TASK])] + sorted(set(jobs[C.TASK]) - set(TASKS)):
+    known = set(jobs[C.JOB_KEY])
+    for title, variant in table_of_jobs(jobs, list(TASKS)).items():
+        task, keys = variant["task"], set(variant["job_keys"])
         primary = primaries.get(task) or (TASKS[task].primary_metric if task in TASKS else "")
-        tables[task] = _task_table(
-            jobs[jobs[C.TASK] == task],
-            scores[scores[C.TASK] == task],
-            groups[groups[C.TASK] == task] if len(groups) else groups,
+        df = _task_table(
+            jobs[jobs[C.JOB_KEY].isin(keys)],
+            scores[scores[C.JOB_KEY].isin(keys)] if len(scores) else scores,
+            groups[_members_within(groups, keys, known, task, variant["dataset"])] if len(groups) else groups,
             primary,
             directions,
-            trajectories[trajectories[C.TASK] == task],
+            trajectories[trajectories[C.JOB_KEY].isin(keys)] if len(trajectories) else trajectories,
         )
+        df.attrs.update(task=task, dataset=variant["dataset"], task_params=variant["task_params"])
+        tables[title] = df
     directions.warn(store.root)
     return tables
+
+
+def _members_within(groups: Any, keys: set[str], known: set[str], task: str, dataset: str) -> list[bool]:
+    """Which group scores (FID, KID over a set; diversity over seeds) belong to the table of the jobs
+    ``keys``: those computed over its jobs only (of the ``known`` jobs the report shows), so a group that
+    mixes variants (written before groups were split by task parameters) is in no table; a group naming
+    none of the known jobs goes by its own task and dataset."""
+    out = []
+    for m, t, d in zip(groups["members"], groups[C.TASK], groups[C.DATASET]):
+        mine = set(json.loads(m)) & known
+        out.append(mine <= keys if mine else (t == task and d == dataset))
+    return out
 
 
 def _task_table(tj: Any, ts: Any, tg: Any, primary: str, directions: _Directions, tt: Any = None) -> Any:
@@ -429,7 +456,8 @@ def problems(store: Store) -> dict[str, list[str]]:
 
 
 def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> str:
-    """The whole leaderboard as Markdown: header (suite, code, environment, weights) + one table per task."""
+    """The whole leaderboard as Markdown: header (suite, code, environment, weights) + one table per task
+    variant (:func:`leaderboard_tables`)."""
     from texbench.tasks import TASKS
 
     tables = leaderboard_tables(store) if tables is None else tables
@@ -448,21 +476,21 @@ def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> 
         lines.append(f"- superseded: {superseded} older jobs in this run directory belong to an earlier version "
                      "of the suite; they are kept in results.sqlite and counted in no row")
     lines.append("")
-    jobs = store.jobs_frame()
-    for task, df in tables.items():
+    for title, df in tables.items():
+        task = df.attrs.get("task", title)
         desc = TASKS[task].description if task in TASKS else ""
-        lines += [f"## {task}" + (f": {desc}" if desc else ""), ""]
-        tj = jobs[jobs[C.TASK] == task]
-        lines.append(f"dataset: {md_escape(', '.join(sorted(set(tj[C.DATASET]))))}; "
+        lines += [f"## {md_escape(title)}" + (f": {desc}" if desc else ""), ""]
+        lines.append(f"dataset: {md_escape(df.attrs.get('dataset', '?'))}; "
+                     f"task parameters: {md_escape(params_text(df.attrs.get('task_params')))}; "
                      f"primary metric: {md_escape(df.attrs.get('primary'))}")
         lines.append("")
         shown = display_table(df).reset_index()
         shown = shown.rename(columns=md_escape).map(md_escape)
         lines += [shown.to_markdown(index=False), ""]
         lines += [f"- {md_escape(n)}" for n in column_notes(df)] + ([""] if column_notes(df) else [])
-        grid = store.root / f"grid_{task}.png"
+        grid = store.root / grid_name(title)
         if grid.is_file():
-            lines += [f"![{task} examples]({grid.name})", ""]
+            lines += [f"![{md_escape(title)} examples]({grid.name})", ""]
     for title, items in problems(store).items():
         if items:
             # failures and metric errors quote their message as code; skipped inputs read as prose
@@ -473,13 +501,22 @@ def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> 
     return "\n".join(lines)
 
 
+def grid_name(title: str) -> str:
+    """The image grid file of a leaderboard table: ``grid_<task>.png`` for a task with one variant,
+    ``grid_<safe title>.png`` for a variant (``grid_denoise_kodak24_sigma_25.png``)."""
+    from texbench.reports.tables import file_stem
+
+    return f"grid_{file_stem(title)}.png"
+
+
 def _code_after_colon(message: str) -> str:
     head, _, tail = message.partition(": ")
     return f"- {md_escape(head)}: `{tail}`"
 
 
 def write_leaderboard(store: Store, out_dir: str | Path | None = None) -> Path:
-    """Write ``leaderboard.md``, ``leaderboard.csv`` (long format: one row per task × method) and
+    """Write ``leaderboard.md``, ``leaderboard.csv`` (long format: one row per table × method, with the
+    ``task``, ``table``, ``dataset`` and ``task params`` (JSON) of its table) and
     ``report.html`` (tables + every item's outputs), and return the Markdown path."""
     import pandas as pd
 
@@ -489,9 +526,13 @@ def write_leaderboard(store: Store, out_dir: str | Path | None = None) -> Path:
     tables = leaderboard_tables(store)
     md = leaderboard_markdown(store, tables)
     frames = []
-    for task, df in tables.items():
+    for title, df in tables.items():
         f = df.reset_index()
-        f.insert(0, C.TASK, task)
+        # which table a row belongs to, and what defines it, so that a combined CSV stays unambiguous
+        f.insert(0, C.TASK, df.attrs.get("task", title))
+        f.insert(1, TABLE, title)
+        f.insert(2, C.DATASET, df.attrs.get("dataset", ""))
+        f.insert(3, TASK_PARAMS, json.dumps(df.attrs.get("task_params") or {}, sort_keys=True))
         frames.append(f)
     csv = pd.concat(frames, ignore_index=True).to_csv(index=False) if frames else ""
     atomic_write_bytes(out / "leaderboard.md", md.encode())

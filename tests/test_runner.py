@@ -302,8 +302,8 @@ def test_paired_difference_to_the_first_method(tmp_path):
 
 
 def test_paired_difference_averages_seeds_and_keeps_task_blocks_apart(tmp_path):
-    # two denoise blocks on the same images (sigma 15 and 50), two seeds each: the pairs are the 6 inputs
-    # (3 images x 2 sigmas) with seeds averaged per input, never (image, seed) rows of same-named items
+    # two denoise blocks on the same images (sigma 15 and 50), two seeds each: two tables, and in each the
+    # pairs are its 3 inputs with seeds averaged per input, never (image, seed) rows of same-named items
     block = ('[[task]]\nname = "denoise"\ndatasets = {{ clean = {{ path = "{d}" }} }}\nparams = {{ sigma = {s} }}\n'
              'seeds = [0, 1]\nmethods = [{{ name = "gaussian-filter" }}, {{ name = "nl-means", preset = "tiny" }}]\n')
     data = _images(tmp_path / "data")
@@ -319,13 +319,18 @@ def test_paired_difference_averages_seeds_and_keeps_task_blocks_apart(tmp_path):
         sc = st.scores_frame()
         from texbench.reports.leaderboard import leaderboard_tables
 
-        df = leaderboard_tables(st)["denoise"]
+        tables = leaderboard_tables(st)
     psnr = sc[sc["column"] == "psnr"]
     per_input = psnr.groupby(["label", "task_params", "item"])["value"].mean().unstack("label")
     assert len(per_input) == 6
-    first, second = df.index[:2]
-    assert df.loc[second, "vs #1 n"] == 6
-    assert df.loc[second, "vs #1"] == pytest.approx((per_input[second] - per_input[first]).mean())
+    # each noise level is a table of its own (texbench.reports.tables): pairs are its 3 images
+    assert sorted(tables) == ["denoise[data; sigma=15]", "denoise[data; sigma=50]"]
+    for df in tables.values():
+        sigma = df.attrs["task_params"]["sigma"]
+        mine = per_input[[json.loads(p)["sigma"] == sigma for p in per_input.index.get_level_values("task_params")]]
+        first, second = df.index[:2]
+        assert df.loc[second, "vs #1 n"] == 3
+        assert df.loc[second, "vs #1"] == pytest.approx((mine[second] - mine[first]).mean())
 
 
 NODE_DOM = r"""

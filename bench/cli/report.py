@@ -16,7 +16,8 @@ __all__ = ["command"]
 @click.option("--no-grids", is_flag=True, help="Do not redraw the image grids.")
 def command(run_dir, fmt, no_grids):
     """Regenerate the leaderboard (Markdown, CSV, report.html) of RUN_DIR from its stored results (no method
-    is re-run)."""
+    is re-run): one table per task variant, i.e. per task, dataset and task parameters (denoise at sigma 15
+    and 50 are two tables, titled like `texbench run --plan` names them)."""
     import os
 
     from texbench.reports.leaderboard import leaderboard_markdown, leaderboard_tables, write_leaderboard

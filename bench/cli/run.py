@@ -80,7 +80,18 @@ def command(ctx, suite, out, executor, workers, job_timeout, ray_address, device
                f"{summary.bad_inputs} bad inputs skipped.")
     click.echo(f"Results: {summary.out / 'results.sqlite'}")
     if summary.leaderboard:
-        click.echo(f"Leaderboard: {summary.leaderboard} (and leaderboard.csv, report.html, grid_<task>.png)")
+        click.echo(f"Leaderboard: {summary.leaderboard} (and leaderboard.csv, report.html, a grid_*.png per table)")
+        click.echo(f"Tables: {'; '.join(_table_titles(summary.out))}")
+
+
+def _table_titles(out) -> list[str]:
+    """The run's leaderboard tables: one per task variant (task, dataset, task parameters)."""
+    from texbench.reports.tables import table_of_jobs
+    from texbench.store import Store
+    from texbench.tasks import TASKS
+
+    with Store(out, readonly=True) as store:
+        return list(table_of_jobs(store.jobs_frame(), list(TASKS)))
 
 
 def _print_plan(suite, data_root, as_json: bool) -> None:
