@@ -105,10 +105,13 @@ def _header_pixels(path: Path) -> int | None:
 
 
 def _output_pixels(spec: TaskSpec, roles: Mapping[str, _Role], task: Any) -> list[int | None]:
-    """Output pixels of each input of the task (the size a method returns), in job order."""
+    """Output pixels (voxels for a volume) of each input of the task (the size a method returns), in job order."""
     if task.name == "texture":
         size = task.params(spec.params).size
         return [size * size] * roles["exemplar"].count
+    if task.name == "solid":  # a volume: its voxels, as the runner records them
+        size = task.params(spec.params).size
+        return [size**3] * roles["exemplar"].count
     if task.name == "style":
         c, s = roles["content"], roles["style"]
         if spec.pairs == "zip":

@@ -324,14 +324,14 @@ def _run_jobs(store: Store, name: str, todo: Sequence[Job], env: dict[str, Any],
 
 def _keep_timing(row: dict[str, Any], job: Job, result: dict[str, Any], device: str) -> None:
     """Add a finished job's time to this machine's timings (:mod:`texbench.timings`, for ``run --plan``);
-    its size is the output size the task asked for (checked against the output by the executor)."""
+    its size is the output size the task asked for (checked against the output by the executor): pixels, or
+    voxels for a volume."""
     if result["status"] != "ok" or result.get("seconds") is None:
         return
     from texbench.timings import record_timing
 
-    h, w = job.example.input.size
     record_timing(task=row["task"], method=row["method"], version=row["version"], params=row["params"],
-                  device=device, pixels=int(h) * int(w), seconds=result["seconds"],
+                  device=device, pixels=math.prod(int(n) for n in job.example.input.size), seconds=result["seconds"],
                   prepare_seconds=result["prepare_seconds"])
 
 
