@@ -76,7 +76,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from texbench.base import Synthesizer
-from texbench.nets.adain import adain_networks
+from texbench.nets.adain import adain_networks, run_decoder
 from texbench.nets.vgg19 import LAYER_NAMES, VGG19Features, layer_channels
 from texbench.params import Params, param
 from texbench.synthesizers.adain import reflect_pad_to, resize_shorter
@@ -202,14 +202,7 @@ class MirrorDecoder(nn.Module):
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         if feat.ndim != 4 or feat.shape[1] != self.plan[0][0]:
             raise ValueError(f"feat must have shape (N, {self.plan[0][0]}, h, w), got {tuple(feat.shape)}")
-        h, last = feat, len(self.convs) - 1
-        for k, ((_, _, up), conv) in enumerate(zip(self.plan, self.convs)):
-            h = conv(h)
-            if k < last:
-                h = F.relu(h)
-            if up:
-                h = F.interpolate(h, scale_factor=2, mode="nearest")
-        return h
+        return run_decoder(self.convs, [up for _, _, up in self.plan], feat)
 
 
 @functools.lru_cache(maxsize=16)

