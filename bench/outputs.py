@@ -76,8 +76,11 @@ def volume_to_uint8(volume: torch.Tensor) -> np.ndarray:
         raise TypeError(f"volume must be a torch.Tensor, got {type(volume).__name__}")
     if volume.ndim != 4 or volume.shape[0] != 3:
         raise ValueError(f"volume must have shape (3, D, H, W), got {tuple(volume.shape)}")
-    arr = volume.detach().to("cpu", torch.float64).clamp(0.0, 1.0).mul(255.0).round()
-    return arr.to(torch.uint8).permute(1, 2, 3, 0).contiguous().numpy()
+    from texbench.imageio import to_uint8
+
+    _, d, h, w = volume.shape
+    # the images' quantisation on the volume seen as one (3, D·H, W) image
+    return to_uint8(volume.reshape(3, d * h, w)).reshape(d, h, w, 3)
 
 
 def load_volume(path: str | os.PathLike) -> torch.Tensor:
