@@ -305,6 +305,7 @@ class _Worker:
         self.job: int | None = None
         self.timeout: float | None = None
         self.started: float | None = None  # when the worker began the job (its own start-up is not counted)
+        self.threads = threads  # torch threads of its current job
 
     def stop(self) -> None:
         """End the process (SIGTERM, then SIGKILL after a grace period) and close the pipe."""
@@ -382,20 +383,31 @@ class ProcessExecutor:
         pending = deque(range(len(payloads)))
         idle, self._idle = self._idle, []
         busy: list[_Worker] = []
+        cores = self._cores()
+        head: tuple[int, dict[str, Any]] | None = None
         completed = False
         try:
             while pending or busy:
                 while pending and len(busy) < self.size:
+                    i = pending[0]
+                    if head is None or head[0] != i:  # built once (scoring payloads read outputs from disk)
+                        head = (i, payloads[i])
+                    threads = self._threads(head[1])
+                    # payloads that fix their threads (the scoring pass: the driver's count, for equal bits)
+                    # run side by side only as far as the cores allow: 2 scoring tasks of 2 threads on 2
+                    # cores would each run at half speed and load every network twice
+                    if busy and sum(w.threads for w in busy) + threads > cores:
+                        break
+                    pending.popleft()
                     w = idle.pop() if idle else self._start()
-                    i = pending.popleft()
                     try:
-                        payload = {**payloads[i], "threads": self._threads(payloads[i])}
+                        payload = {**head[1], "threads": threads}
                         w.pipe.send_bytes(pickle.dumps((fn, payload), protocol=pickle.HIGHEST_PROTOCOL))
                     except (OSError, ValueError):  # the worker died before it took the job
                         self._forget(w)
                         yield i, failed_result(w.death())
                         continue
-                    w.job, w.timeout, w.started = i, payloads[i].get("timeout"), None
+                    w.job, w.timeout, w.started, w.threads = i, payload.get("timeout"), None, threads
                     busy.append(w)
                 if not busy:
                     continue
@@ -434,6 +446,11 @@ class ProcessExecutor:
         finally:
             if not completed:  # an error, a signal, or the caller stopped reading: no worker outlives it
                 self.close()
+
+    def _cores(self) -> int:
+        """Threads the pool's running payloads may use together: this machine's CPUs, or more when the
+        user fixed ``threads_per_worker`` × ``workers`` above them (their choice to oversubscribe)."""
+        return max(os.cpu_count() or 1, self.size * (self.threads or 1))
 
     def _start(self) -> _Worker:
         w = _Worker(self._ctx, self.threads or 1)
@@ -517,24 +534,37 @@ class RayExecutor:
         res = self.ray.cluster_resources()
         return max(1.0, float(res.get("CPU", 1.0))), float(res.get("GPU", 0.0))
 
+    def node_cpus(self) -> float:
+        """The CPUs of the cluster's largest node: no task asks for more (it could never be scheduled)."""
+        sizes = [float(n.get("Resources", {}).get("CPU", 0.0)) for n in self.ray.nodes() if n.get("Alive", True)]
+        return max([1.0, *sizes])
+
     def map(self, payloads: Sequence[dict[str, Any]], fn: Callable[[dict[str, Any]], dict[str, Any]] = execute_job
             ) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Run ``fn`` over ``payloads`` as Ray tasks; yields ``(index, result)`` as they finish."""
+        """Run ``fn`` over ``payloads`` as Ray tasks; yields ``(index, result)`` as they finish. A task
+        asks for its method's resources, or for the threads its payload fixes (scoring), at most a node's."""
         cpus, gpus = self.capacity()
+        node_cpus = self.node_cpus()
         environ = _texbench_environ()
         pending = deque(range(len(payloads)))
         running: dict[Any, tuple[int, dict[str, Any], float | None]] = {}  # ref -> (index, options, deadline)
+        built: tuple[int, dict[str, Any]] | None = None
         completed = False
         try:
             while pending or running:
                 while pending:
-                    opts = ray_task_options(payloads[pending[0]].get("resources"))
+                    if built is None or built[0] != pending[0]:  # built once (scoring payloads read files)
+                        built = (pending[0], payloads[pending[0]])
+                    head = built[1]
+                    opts = ray_task_options({**(head.get("resources") or {}),
+                                             **({"threads": head["threads"]} if head.get("threads") else {})})
+                    opts["num_cpus"] = min(opts["num_cpus"], int(node_cpus))
                     used_c = sum(o["num_cpus"] for _, o, _ in running.values())
                     used_g = sum(o["num_gpus"] for _, o, _ in running.values())
                     if running and (used_c + opts["num_cpus"] > cpus or used_g + opts["num_gpus"] > gpus):
                         break
                     i = pending.popleft()
-                    payload = {**payloads[i], "environ": environ}
+                    payload = {**head, "environ": environ}
                     payload["threads"] = payload.get("threads") or opts["num_cpus"]
                     if "input" in payload:
                         payload["input"] = self.share(payload["input"])

@@ -162,7 +162,7 @@ def score_run(store: Store, suite: Suite, jobs: Sequence[Job], *, device: str = 
     # threads), and the values must equal the local pass's bit for bit
     common = {"pass": uuid.uuid4().hex, "device": device, "plugin_files": list(plugin_files),
               "threads": torch.get_num_threads(), "blas_threads": _blas_threads(),
-              "resources": {"threads": 1, "gpus": 1 if device.startswith("cuda") else 0}}
+              "resources": {"threads": torch.get_num_threads(), "gpus": 1 if device.startswith("cuda") else 0}}
     todo = []
     for j in ok_jobs:
         missing = [u for u in uses_by_task[(j.task, j.dataset)][0] if u.key not in done.get(j.key, set())]

@@ -180,3 +180,40 @@ def _torch_threads(payload: dict) -> dict:
 
     torch.set_num_threads(int(payload["threads"]))
     return {"threads": torch.get_num_threads(), "pid": os.getpid()}
+
+
+def _timed(payload: dict) -> dict:
+    import os
+    import time
+    from pathlib import Path
+
+    t0 = time.monotonic()
+    if payload.get("meet"):  # wait (at most 20 s) until the other payload runs too
+        d = Path(payload["meet"])
+        (d / str(os.getpid())).touch()
+        while len(list(d.iterdir())) < 2 and time.monotonic() - t0 < 20:
+            time.sleep(0.05)
+    else:
+        time.sleep(0.4)
+    return {"start": t0, "end": time.monotonic(), "pid": os.getpid()}
+
+
+def test_payloads_that_fix_their_threads_share_the_cores(monkeypatch, tmp_path):
+    """Two scoring tasks with the driver's 2 threads on a 2-core machine run one after the other, on one
+    warm worker (not side by side at half speed, each loading every network); 1-thread jobs still run two
+    at a time; a user's explicit threads_per_worker x workers above the cores is left as chosen."""
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    ex = executors.ProcessExecutor(workers=2)
+    try:
+        jobs = dict(ex.map([{"resources": {"threads": 1}, "meet": str(tmp_path)}] * 2, fn=_timed))
+        scoring = dict(ex.map([{"threads": 2}] * 3, fn=_timed))
+    finally:
+        ex.close()
+    assert len({r["pid"] for r in jobs.values()}) == 2
+    assert all(r["end"] - r["start"] < 19 for r in jobs.values())  # they met: side by side
+    spans = sorted((r["start"], r["end"]) for r in scoring.values())
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans  # never two at once
+    assert len({r["pid"] for r in scoring.values()}) == 1
+    assert executors.ProcessExecutor(workers=2, threads_per_worker=2)._cores() == 4
