@@ -87,8 +87,9 @@ def test_texture_and_style_tasks_score_diversity_shift_tolerantly():
 
 
 def test_diversity_of_shifts_is_zero_and_gatys_is_clearly_above(tmp_path, lpips_weights):
-    """Acceptance (#13): over the quick suite's textures and two seeds, the shifted exemplar scores ~0,
-    a deterministic method exactly 0, Gatys clearly more."""
+    """Acceptance (#13): over two of the quick suite's textures and two seeds (the acceptance run used all
+    four; two keep the suite's time), the shifted exemplar scores ~0, a deterministic method exactly 0,
+    Gatys clearly more, even after 10 evaluations."""
     from texbench.nets.vgg19 import VGG19_NORMALISED
 
     require_weights(VGG19_NORMALISED)
@@ -99,7 +100,7 @@ seeds = [0, 1]
 [[task]]
 name = "texture"
 datasets = { exemplar = "builtin-textures" }
-limit = 4
+limit = 2
 image_size = 64
 params = { size = 64 }
 metrics = [{ metric = "lpips-aligned", ref = "seeds", column = "diversity" },
@@ -108,7 +109,7 @@ set_metrics = []
 methods = [
   { name = "shifted-exemplar" },
   { name = "exemplar-copy" },
-  { name = "gatys", preset = "tiny", params = { max_evals = 30 }, label = "gatys" },
+  { name = "gatys", preset = "tiny", params = { max_evals = 10 }, label = "gatys" },
 ]
 """)
     out = tmp_path / "run"
@@ -118,7 +119,7 @@ methods = [
         md = leaderboard_markdown(store)
     assert df.loc["shifted-exemplar", "diversity"] < 1e-6
     assert df.loc["exemplar-copy", "diversity"] == 0.0
-    assert df.loc["gatys", "diversity"] > 0.1
+    assert df.loc["gatys", "diversity"] > 0.1, df.loc["gatys", "diversity"]
     # the pixel-aligned measure is gamed: it rates the shifted copies as diverse
     assert df.loc["shifted-exemplar", "lpips-pixel-aligned"] > 0.1
     assert df.attrs["directions"]["diversity"] is True  # between seeds: more is more diverse

@@ -199,10 +199,12 @@ def test_a_signal_to_the_driver_stops_every_worker_and_a_rerun_resumes(tmp_path,
     assert proc.poll() is None, "the run ended before the signal: " + proc.stdout.read()
     workers = _children(proc.pid)
     assert len(workers) >= 2
-    # meanwhile a second run into the same directory refuses, naming the first one
-    second = subprocess.run([sys.executable, "-m", "texbench", "--plugin", PLUGINS, *args], env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert second.returncode == 1 and f"in use by another texbench run (PID {proc.pid})" in second.stderr
+    # the lock and the resume do not depend on the signal: checked once (SIGTERM), to keep the suite's time
+    full = sig == signal.SIGTERM
+    if full:  # meanwhile a second run into the same directory refuses, naming the first one
+        second = subprocess.run([sys.executable, "-m", "texbench", "--plugin", PLUGINS, *args], env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1 and f"in use by another texbench run (PID {proc.pid})" in second.stderr
     proc.send_signal(sig)  # to the driver alone, not its process group
     text, _ = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, text
@@ -218,7 +220,8 @@ def test_a_signal_to_the_driver_stops_every_worker_and_a_rerun_resumes(tmp_path,
     assert (out / LOCK_NAME).read_text() == ""  # released, naming no one
     done = _done(out / "results.sqlite")
     assert 1 <= done < 12 and f"interrupted: {done} jobs done, {12 - done} left" in line[0]
-
+    if not full:
+        return
     again = _texbench(*args, env={**env, "TEXBENCH_TEST_SLEEP": "0"})
     text, _ = again.communicate(timeout=300)
     assert again.returncode == 0, text
