@@ -90,8 +90,9 @@ _VGG_RANDOM_SEED = 0
 
 # ------------------------------------------------------------------------------------------- loss network
 @functools.lru_cache(maxsize=8)
-def _shared_vgg(layers: tuple[str, ...], random_ok: bool, device: str) -> VGG16Loss:
-    # random_ok is part of the key so that switching the fallback on or off never reuses the other net;
+def _shared_vgg(layers: tuple[str, ...], context: tuple[tuple[str, str], ...], device: str) -> VGG16Loss:
+    # the weights settings (texbench.weights.resolution_context, random-init policy included) are part of
+    # the key so that a network built under one setting is never served under another;
     # device is, so that a network once handed out is never moved under its user's feet
     return VGG16Loss(layers, seed=_VGG_RANDOM_SEED).to(device)
 
@@ -99,9 +100,9 @@ def _shared_vgg(layers: tuple[str, ...], random_ok: bool, device: str) -> VGG16L
 def loss_network(layers: Sequence[str], device: torch.device) -> VGG16Loss:
     """A shared, frozen :class:`~texbench.nets.backbones.VGG16Loss` on ``device`` (built once per process
     and device; never moved afterwards)."""
-    from texbench.weights import random_init_allowed
+    from texbench.weights import resolution_context
 
-    return _shared_vgg(tuple(layers), random_init_allowed(), str(torch.device(device)))
+    return _shared_vgg(tuple(layers), resolution_context(), str(torch.device(device)))
 
 
 # ------------------------------------------------------------------------------------------- parameters

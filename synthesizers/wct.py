@@ -206,8 +206,9 @@ class MirrorDecoder(nn.Module):
 
 
 @functools.lru_cache(maxsize=16)
-def _shared_encoder(level: str, device: str, random_ok: bool) -> VGG19Features:
-    # random_ok is part of the key so that switching the fallback on or off never reuses the other net
+def _shared_encoder(level: str, device: str, context: tuple[tuple[str, str], ...]) -> VGG19Features:
+    # the weights settings (texbench.weights.resolution_context, random-init policy included) are part of
+    # the key, so that a network built under one setting is never served under another
     return VGG19Features((level,), weights="normalised", pooling="max", padding="reflect",
                          channels_last=False).to(device)  # fmt: skip
 
@@ -215,11 +216,11 @@ def _shared_encoder(level: str, device: str, random_ok: bool) -> VGG19Features:
 def encoder(level: str, device: torch.device | str) -> VGG19Features:
     """The shared, frozen normalised VGG-19 (the AdaIN encoder's weights and layout) cut at ``level``
     (built once per process, level and device)."""
-    from texbench.weights import random_init_allowed
+    from texbench.weights import resolution_context
 
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    return _shared_encoder(level, str(torch.device(device)), random_init_allowed())
+    return _shared_encoder(level, str(torch.device(device)), resolution_context())
 
 
 def reconstruction_loss(

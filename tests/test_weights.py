@@ -190,3 +190,30 @@ def test_public_helpers_stay_importable_where_plugins_found_them():
     from texbench.weights import sha256_file
 
     assert atomic_write_bytes is files.atomic_write_bytes and sha256_file is files.sha256_file
+
+
+@pytest.mark.parametrize("build", ["adain", "wct", "johnson"])
+def test_shared_networks_are_keyed_by_the_weights_settings(build, tmp_path, monkeypatch):
+    """A network memoised under one texbench home (random weights there, say) is never served under
+    another: the process-wide caches of the AdaIN networks, WCT's encoders and Johnson's loss network are
+    keyed by texbench.weights.resolution_context, as LPIPS' are."""
+
+    def get():
+        if build == "adain":
+            from texbench.nets.adain import adain_networks
+
+            return adain_networks("cpu")[0]
+        if build == "wct":
+            from texbench.synthesizers.wct import encoder
+
+            return encoder("relu1_1", "cpu")
+        from texbench.synthesizers.johnson import loss_network
+
+        return loss_network(("relu1_2",), "cpu")
+
+    monkeypatch.setenv("TEXBENCH_ALLOW_RANDOM_WEIGHTS", "1")
+    monkeypatch.setenv("TEXBENCH_HOME", str(tmp_path / "a"))
+    first = get()
+    assert get() is first  # memoised within one setting
+    monkeypatch.setenv("TEXBENCH_HOME", str(tmp_path / "b"))
+    assert get() is not first

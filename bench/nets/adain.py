@@ -156,14 +156,15 @@ def adain_encoder(*, weights_path: str | Path | None = None, random_seed: int = 
 
 
 @functools.lru_cache(maxsize=4)
-def _shared_networks(device: str, random_ok: bool) -> tuple[VGG19Features, AdaINDecoder]:
-    # random_ok is part of the key so that switching the fallback on or off never reuses the other nets
+def _shared_networks(device: str, context: tuple[tuple[str, str], ...]) -> tuple[VGG19Features, AdaINDecoder]:
+    # the weights settings (texbench.weights.resolution_context: home, file paths, random-init policy) are
+    # part of the key, so that networks built under one setting are never served under another
     return adain_encoder().to(device), AdaINDecoder().to(device)
 
 
 def adain_networks(device: torch.device | str) -> tuple[VGG19Features, AdaINDecoder]:
     """The shared, frozen encoder and decoder on ``device`` (built once per process, device and
     random-init policy; never moved afterwards)."""
-    from texbench.weights import random_init_allowed
+    from texbench.weights import resolution_context
 
-    return _shared_networks(str(torch.device(device)), random_init_allowed())
+    return _shared_networks(str(torch.device(device)), resolution_context())
