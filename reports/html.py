@@ -281,7 +281,8 @@ def report_html(store: Store, tables: dict[str, Any] | None = None, *, max_items
     parts.append(f"<ul><li>suite: <code>{_e(h['suite'])}</code></li><li>code: {_e(h['code'])}</li>"
                  f"<li>environment: {_e(h['environment'])}</li><li>weights: {weights}</li>"
                  f"<li>values: {_e(h['values'])}; click a column to sort</li>"
-                 f"<li>ranks: {_e(h['ranks'])}</li><li>copying: {_e(h['copying'])}</li></ul>")
+                 f"<li>ranks: {_e(h['ranks'])}</li>"
+                 + (f"<li>copying: {_e(h['copying'])}</li>" if h["copying"] else "") + "</ul>")
     if h["random_init"]:
         parts.append(f'<p class="warn">{_e(RANDOM_INIT_WARNING)}</p>')
     jobs = store.jobs_frame()

@@ -380,9 +380,16 @@ def report_header(store: Store) -> dict[str, Any]:
         "also why it can be negative when the two sets are close; "
         "↑ higher is better, ↓ lower is better; `vs #1`: mean paired difference to the first-ranked method "
         "on the primary metric over the same inputs (seeds averaged per input; 95% CI over inputs)",
-        "copying": COPYING_RULE,
+        # the copy rule only where it can apply: texture and style tables (a restoration suite has no copies)
+        "copying": COPYING_RULE if _has_copying_tasks(store) else None,
         "ranks": RANKS_RULE,
     }
+
+
+def _has_copying_tasks(store: Store) -> bool:
+    """Whether the run has texture or style jobs, the tasks scored for copying."""
+    jobs = store.jobs_frame()
+    return bool(len(jobs)) and bool(jobs["task"].isin(["texture", "style"]).any())
 
 
 RANDOM_INIT_WARNING = ("WARNING: some scores use randomly initialised networks (offline fallback); they are not "
@@ -470,7 +477,9 @@ def leaderboard_markdown(store: Store, tables: dict[str, Any] | None = None) -> 
                                   else "none (weight-free methods and metrics)"))
     if h["random_init"]:
         lines.append(f"- **{RANDOM_INIT_WARNING}**")
-    lines += [f"- values: {h['values']}", f"- ranks: {h['ranks']}", f"- copying: {h['copying']}"]
+    lines += [f"- values: {h['values']}", f"- ranks: {h['ranks']}"]
+    if h["copying"]:
+        lines.append(f"- copying: {h['copying']}")
     superseded = store.superseded_count()
     if superseded:
         lines.append(f"- superseded: {superseded} older jobs in this run directory belong to an earlier version "

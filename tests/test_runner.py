@@ -58,6 +58,8 @@ def test_run_resume_and_report(tmp_path, capsys):
     assert (s1.total, s1.ran, s1.failed) == (6, 6, 0)
     md = (out / "leaderboard.md").read_text()
     assert "## denoise" in md and "gaussian-filter" in md and "nl-means[tiny]" in md
+    assert "- ranks: " in md and "- copying: " not in md  # no copy rule where nothing is scored for copying
+    assert "copying:" not in (out / "report.html").read_text()
     assert (out / "grid_denoise.png").is_file()
     csv = pd.read_csv(out / "leaderboard.csv")
     assert set(csv["label"]) == {"gaussian-filter", "nl-means[tiny]"}
