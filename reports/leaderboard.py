@@ -378,7 +378,7 @@ def report_header(store: Store) -> dict[str, Any]:
         "(2048/2023: the covariance is rank-deficient and the value dominated by small-sample bias) are "
         "marked unreliable; KID is the metric for small sets: its estimator is unbiased at any n, which is "
         "also why it can be negative when the two sets are close; "
-        "↑ higher is better, ↓ lower is better; `vs #1`: mean paired difference to the first-ranked method "
+        "↑ higher is better, ↓ lower is better; `vs #1`: mean paired difference, this method minus the first-ranked, "
         "on the primary metric over the same inputs (seeds averaged per input; 95% CI over inputs)",
         # the copy rule only where it can apply: texture and style tables (a restoration suite has no copies)
         "copying": COPYING_RULE if _has_copying_tasks(store) else None,

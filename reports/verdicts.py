@@ -156,7 +156,9 @@ COPYING_RULE = (
 #: the tie rule as every leaderboard header states it
 RANKS_RULE = (
     "adjacent methods (of the same group: synthesising, copying) whose paired difference on the primary metric "
-    "(`vs next`: over the inputs both scored, seeds averaged per input, Student-t 95% interval with n = inputs) "
+    "(`vs next`: the next-ranked method minus this one, over the inputs both scored, seeds averaged per input, "
+    "Student-t 95% interval with n = inputs; like `vs #1` it is the lower-ranked minus the higher-ranked, so "
+    "negative on a ↑ metric and positive on a ↓ one) "
     "contains 0 share a rank, shown as `1–2`; with fewer than "
     f"{MIN_PAIRS} common inputs no tie or win is claimed: the rank carries `?` and `vs next` says too few pairs"
 )
