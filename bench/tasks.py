@@ -97,6 +97,21 @@ class TaskInput:
     mask: torch.Tensor | None = None
     exemplars: tuple[torch.Tensor, ...] = ()
 
+    def require(self, method: str, *fields: str, task: str | None = None) -> None:
+        """Raise a one-line ``ValueError`` naming ``method`` unless this is a ``task`` input (when given)
+        and every one of ``fields`` is set.
+
+        >>> TaskInput("style", "a+b", (8, 8), content=torch.zeros(3, 8, 8)).require("adain", "content", "style")
+        Traceback (most recent call last):
+        ValueError: adain needs task_input.style (the style task's input)
+        """
+        if task is not None and self.task != task:
+            raise ValueError(f"{method} runs on the {task} task only, got {self.task!r}")
+        missing = [f for f in fields if getattr(self, f) is None]
+        if missing:
+            names = " and ".join(f"task_input.{f}" for f in missing)
+            raise ValueError(f"{method} needs {names} (the {self.task} task's input)")
+
 
 @dataclasses.dataclass(frozen=True)
 class Example:

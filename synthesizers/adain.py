@@ -247,10 +247,7 @@ class AdaIN(Synthesizer):
     def run(self, task_input: Any, *, seed: int, device: torch.device) -> torch.Tensor:
         device = torch.device(device)
         p: AdaINParams = self.params
-        if task_input.task != "style":
-            raise ValueError(f"adain supports the style task only, got {task_input.task!r}")
-        if task_input.content is None or task_input.style is None:
-            raise ValueError("the style task needs task_input.content and task_input.style")
+        task_input.require(self.name, "content", "style", task="style")
         styles = tuple(getattr(task_input, "styles", ()) or (task_input.style,))
         content = task_input.content.float().to(device)
         styles = tuple(resize_shorter(s.float().to(device), p.style_size) for s in styles)

@@ -503,8 +503,7 @@ class Gatys(_VGGOptimiser):
             content = None
             layers = tuple(p.style_layers)
         else:
-            if task_input.content is None or task_input.style is None:
-                raise ValueError("style task needs task_input.content and task_input.style")
+            task_input.require(self.name, "content", "style")
             content = task_input.content[None].float().to(device)
             style = task_input.style[None].float().to(device)
             layers = tuple(dict.fromkeys((*p.style_layers, p.content_layer)))
@@ -658,8 +657,7 @@ class VGGInversion(_VGGOptimiser):
     def run(self, task_input: Any, *, seed: int, device: torch.device) -> torch.Tensor:
         device = torch.device(device)
         p: VGGInversionParams = self.params
-        if task_input.task != "style" or task_input.content is None or task_input.style is None:
-            raise ValueError("vgg-inversion runs on the style task (needs content and style)")
+        task_input.require(self.name, "content", "style", task="style")
         size = tuple(task_input.size)
         content = resize(task_input.content[None].float().to(device), size)
         target_img = resize(task_input.style[None].float().to(device), size)

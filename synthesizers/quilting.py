@@ -399,8 +399,7 @@ class QuiltingTransfer(Synthesizer):
     presets = {"tiny": {"patch_size": 12, "iterations": 2}}
 
     def run(self, task_input, *, seed, device):
-        if task_input.content is None or task_input.style is None:
-            raise ValueError("quilting-transfer needs task_input.content and task_input.style")
+        task_input.require(self.name, "content", "style")
         gen = torch.Generator().manual_seed(int(seed))
         style = check_exemplar(task_input.style, "task_input.style", min_size=3).to(device)
         content = check_exemplar(task_input.content, "task_input.content").to(device)

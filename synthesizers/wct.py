@@ -431,10 +431,7 @@ class WCT(Synthesizer):
         return out
 
     def _check(self, task_input: Any) -> None:
-        if getattr(task_input, "task", None) != "style":
-            raise ValueError(f"{self.name} supports the style task only, got {getattr(task_input, 'task', None)!r}")
-        if task_input.content is None or task_input.style is None:
-            raise ValueError("the style task needs task_input.content and task_input.style")
+        task_input.require(self.name, "content", "style", task="style")
 
     def prepare(self, task_input: Any, *, seed: int, device: torch.device) -> None:
         self._check(task_input)
