@@ -60,3 +60,20 @@ def texbench_home(tmp_path, monkeypatch):
     """An empty, private TEXBENCH_HOME (weights cache and feature caches)."""
     monkeypatch.setenv("TEXBENCH_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
+
+
+@pytest.fixture
+def inception_calls(monkeypatch) -> list[int]:
+    """The batch sizes of every FID Inception forward pass made in the test (to check that metrics
+    sharing one set of images extract its features once)."""
+    from texbench.nets import inception as fe
+
+    calls: list[int] = []
+    forward = fe.FIDInceptionV3.forward_preprocessed
+
+    def counting(self, x, *a, **k):
+        calls.append(x.shape[0])
+        return forward(self, x, *a, **k)
+
+    monkeypatch.setattr(fe.FIDInceptionV3, "forward_preprocessed", counting)
+    return calls

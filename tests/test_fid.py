@@ -217,18 +217,10 @@ def test_feature_cache_disk_store_is_atomic_and_keyed(tmp_path):
     assert image_key(q) == image_hash(q)
 
 
-def test_kid_and_fid_share_one_inception_pass(random_weights, monkeypatch):
+def test_kid_and_fid_share_one_inception_pass(random_weights, inception_calls):
     from texbench.metrics.kid import KID
-    from texbench.nets import inception as fe
 
-    calls = []
-    forward = fe.FIDInceptionV3.forward_preprocessed
-
-    def counting(self, x, *a, **k):
-        calls.append(x.shape[0])
-        return forward(self, x, *a, **k)
-
-    monkeypatch.setattr(fe.FIDInceptionV3, "forward_preprocessed", counting)
+    calls = inception_calls
     xs, ys = _images(3, 40, 5), _images(3, 40, 6)
     FID().compute_sets(xs, ys, seed=0)
     kid = KID.from_config({"subsets": 10}).compute_sets(xs, ys, seed=0)

@@ -91,19 +91,11 @@ def test_matches_a_hook_on_pytorch_fid_modules_with_real_weights(shared_data, mo
     np.testing.assert_allclose(res["value"], ref, rtol=1e-6)
 
 
-def test_sfid_fid_and_kid_share_one_pass(random_weights, monkeypatch):
+def test_sfid_fid_and_kid_share_one_pass(random_weights, inception_calls):
     from texbench.metrics.fid import FID
     from texbench.metrics.kid import KID
-    from texbench.nets import inception as fe
 
-    calls = []
-    forward = fe.FIDInceptionV3.forward_preprocessed
-
-    def counting(self, x, *a, **k):
-        calls.append(x.shape[0])
-        return forward(self, x, *a, **k)
-
-    monkeypatch.setattr(fe.FIDInceptionV3, "forward_preprocessed", counting)
+    calls = inception_calls
     xs, ys = _images(3, 3), _images(4, 3)
     fid = FID().compute_sets(xs, ys)["value"]
     sfid = SFID().compute_sets(xs, ys)["value"]
