@@ -25,6 +25,9 @@ Degradations are written down here as code, and their parameters are stored with
   Image Prior's own JPEG example: ``data/denoising/snail.jpg`` carries exactly the IJG tables of quality
   20 (luma and chroma, checked against libjpeg's scaling) with 4:2:0 sampling. The paper states no
   quality; its example has no clean original, so the scored task compresses clean images instead.
+
+Size: the seven tasks and the degradations they apply are read together (a task's ``build`` is a few
+lines over its degradation), so they stay in one module rather than one per task.
 """
 
 from __future__ import annotations
@@ -98,19 +101,13 @@ class TaskInput:
     exemplars: tuple[torch.Tensor, ...] = ()
 
     def require(self, method: str, *fields: str, task: str | None = None) -> None:
-        """Raise a one-line ``ValueError`` naming ``method`` unless this is a ``task`` input (when given)
-        and every one of ``fields`` is set.
-
-        >>> TaskInput("style", "a+b", (8, 8), content=torch.zeros(3, 8, 8)).require("adain", "content", "style")
-        Traceback (most recent call last):
-        ValueError: adain needs task_input.style (the style task's input)
-        """
+        """A one-line ``ValueError`` naming ``method`` unless this is a ``task`` input (when given) with every
+        one of ``fields`` set: ``adain needs task_input.style (the style task's input)``."""
         if task is not None and self.task != task:
             raise ValueError(f"{method} runs on the {task} task only, got {self.task!r}")
-        missing = [f for f in fields if getattr(self, f) is None]
+        missing = " and ".join(f"task_input.{f}" for f in fields if getattr(self, f) is None)
         if missing:
-            names = " and ".join(f"task_input.{f}" for f in missing)
-            raise ValueError(f"{method} needs {names} (the {self.task} task's input)")
+            raise ValueError(f"{method} needs {missing} (the {self.task} task's input)")
 
 
 @dataclasses.dataclass(frozen=True)
