@@ -66,6 +66,7 @@ __all__ = [
     "StyleNet",
     "TrainingImages",
     "content_loss",
+    "pixel_loss",
     "style_loss",
     "total_variation",
     "train_network",
@@ -85,6 +86,11 @@ _COCO_HELP = (
 # ------------------------------------------------------------------------------------------------ losses
 def content_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Feature reconstruction loss ``‖x − y‖² / (C·H·W)`` per image, averaged over the batch."""
+    return (x - y).pow(2).mean()
+
+
+def pixel_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-pixel loss ``‖x − y‖² / (C·H·W)`` per image, averaged over the batch (the paper's ``ℓ_pixel``)."""
     return (x - y).pow(2).mean()
 
 
@@ -316,15 +322,22 @@ def train_network(
     iterations: int,
     lr: float,
     seed: int,
+    restart_at: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """Adam on ``net``'s parameters for ``iterations`` steps of ``step_loss(generator)``; returns the final
-    loss and terms and the (subsampled) loss curve."""
+    loss and terms and the (subsampled) loss curve.
+
+    ``restart_at``: 0-based steps before which the optimiser starts afresh (where ``step_loss`` switches
+    to a loss of another scale, Adam's moment estimates of the old one would set the first step sizes).
+    """
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
     curve: list[float] = []
     parts: dict[str, float] = {}
-    for _ in range(iterations):
+    for i in range(iterations):
+        if i and i in restart_at:
+            opt = torch.optim.Adam(net.parameters(), lr=lr)
         opt.zero_grad(set_to_none=True)
         loss, parts = step_loss(gen)
         loss.backward()

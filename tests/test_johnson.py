@@ -168,6 +168,48 @@ def test_sr_one_training_serves_every_image(random_vgg):
     assert y1.shape == (3, 64, 48) and y2.shape == (3, 32, 40)
 
 
+def test_sr_pixel_warm_start_switches_to_the_feature_loss_at_pixel_steps(random_vgg):
+    from texbench.synthesizers.johnson_networks import TrainingImages
+
+    m = J.JohnsonSR.from_config("tiny", {"pixel_steps": 2})
+    net = J._seeded_init(m.build_net, 0)
+    step = m.training_step(net, J.loss_network(m._loss_layers(), CPU), TrainingImages("builtin-train"), CPU)
+    gen = torch.Generator().manual_seed(0)
+    terms = [step(gen)[1] for _ in range(4)]
+    assert [set(t) for t in terms] == [{"pixel"}, {"pixel"}, {"content", "tv"}, {"content", "tv"}]
+    # the warm start's loss is the per-pixel MSE of the network's output against the high-resolution crop
+    gen = torch.Generator().manual_seed(0)
+    hr = TrainingImages("builtin-train").random_crops(m.params.batch_size, m.params.train_size, gen)
+    step = m.training_step(net, J.loss_network(m._loss_layers(), CPU), TrainingImages("builtin-train"), CPU)
+    loss, parts = step(torch.Generator().manual_seed(0))
+    expected = (net(J.downsample(hr, 4)) - hr).pow(2).mean()
+    torch.testing.assert_close(loss, expected)
+    assert parts["pixel"] == pytest.approx(expected.item())
+    # and the paper's setting (pixel_steps = 0) trains on the feature loss from the first step
+    paper = J.JohnsonSR.from_config("tiny")
+    step = paper.training_step(net, J.loss_network(m._loss_layers(), CPU), TrainingImages("builtin-train"), CPU)
+    assert set(step(torch.Generator().manual_seed(0))[1]) == {"content", "tv"}
+
+
+def test_sr_adam_starts_afresh_at_the_switch(random_vgg, monkeypatch):
+    import texbench.synthesizers.johnson_networks as JN
+
+    made = []
+    real_adam = torch.optim.Adam
+
+    def counting_adam(*args, **kwargs):
+        made.append(1)
+        return real_adam(*args, **kwargs)
+
+    monkeypatch.setattr(JN.torch.optim, "Adam", counting_adam)
+    m = J.JohnsonSR.from_config("tiny", {"iterations": 3, "pixel_steps": 2})
+    m.trained_net(CPU)
+    assert len(made) == 2 and m._last["train_final_terms"].keys() == {"content", "tv"}
+    made.clear()
+    J.JohnsonSR.from_config("tiny", {"iterations": 2, "pixel_steps": 2}).trained_net(CPU)
+    assert len(made) == 1, "no restart when training ends before the switch"
+
+
 def test_loss_network_is_cached_per_device_and_never_moved(random_vgg):
     """A shared loss network handed out for one device stays there when another device asks for one."""
     J._shared_vgg.cache_clear()

@@ -201,7 +201,7 @@ def _all_params_classes() -> dict[type, str]:
                 out.setdefault(params_cls, name)
     for task in TASKS.values():
         out.setdefault(task.Params, f"task {task.name}")
-    # classes outside the registry (JohnsonSR's, the LPIPS calibration's training settings)
+    # classes outside the registry (the LPIPS calibration's training settings)
     for module in ("texbench.calibration",):
         try:
             importlib.import_module(module)

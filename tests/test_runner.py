@@ -190,7 +190,7 @@ def test_ray_executor_gives_the_same_scores(tmp_path):
     assert scores(tmp_path / "a") == scores(tmp_path / "b")
 
 
-@pytest.mark.parametrize("name", ["quick", "paper", "dip-sr-set5", "dip-denoise"])
+@pytest.mark.parametrize("name", ["quick", "paper", "dip-sr-set5", "dip-denoise", "johnson-sr-set5"])
 def test_builtin_suites_are_valid(name):
     from texbench import registry
     from texbench.tasks import get_task
