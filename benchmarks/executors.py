@@ -1,6 +1,7 @@
 """Throughput of the executors: the same suite run locally, on 2 worker processes and on Ray with 2 CPUs.
 
-``python -m benchmarks executors [--suites patch quick] [--workers 2] [--threads N] [--ray-address HOST:PORT]``
+``python -m benchmarks executors [--suites patch patch32 quick] [--workers 2] [--threads N]
+[--ray-address HOST:PORT]``
 
 Each (suite, executor) runs in a fresh Python process with its own empty feature cache (the real
 weights, if cached, are linked in), as ``texbench run`` would, and times two phases: jobs (from the call
@@ -13,10 +14,11 @@ Suites: ``patch`` is 16 texture jobs of the patch baselines (Kwatra's texture op
 Efros-Leung at 96 px, 4 exemplars, 2 seeds, seconds each; the texture task's metrics) — jobs long enough
 that the workers' start-up (importing torch) is not all that is timed; ``quick`` is the built-in quick
 suite; ``patch32`` is ``patch`` with 4 seeds (32 jobs): the workers' start-up is paid once per run, so
-the speed-up grows with the jobs' total. The patch baselines are not single-threaded under torch: a local run gives each job all the cores
-as intra-op threads (Kwatra's patch search runs 1.9x faster on 2 threads than on 1 here, Efros-Leung
-1.16x), which 2 one-thread workers can only match. ``--threads 1`` gives each run's driver one thread,
-so the local run is single-threaded and the rows measure what the executors add on single-threaded work.
+the speed-up grows with the jobs' total. The patch baselines are not single-threaded under torch: a
+local run gives each job all the cores as intra-op threads (Kwatra's patch search runs 1.9x faster on 2
+threads than on 1 here, Efros-Leung 1.16x), which 2 one-thread workers can only match. ``--threads 1``
+gives each run's driver one thread, so the local run is single-threaded and the rows measure what the
+executors add on single-threaded work.
 On a machine shared with other work the numbers move with its load: the load average (``os.getloadavg``)
 is printed before and after each run, beside the times.
 """
@@ -124,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
     print(f"{os.cpu_count()} CPUs; load average (1/5 min) at start {_load()}; workers/Ray CPUs {args.workers}; "
           f"driver threads {args.threads or 'torch default'}")
     for name in args.suites:
