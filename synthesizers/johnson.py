@@ -46,20 +46,20 @@ stays the default. What ``cpu`` is and why:
   ``λ_feat ℓ_feat(relu2_2) + λ_TV ℓ_TV`` sharpen it. Adam starts afresh at the switch: the feature loss is
   two to three orders of magnitude larger (about 4 against 0.01 there), and the second-moment estimates
   of the pixel phase would make the first feature steps far too large.
-* pilots (Set5 ×4, texbench's metrics): 200 pixel steps then 200 feature steps gave PSNR-Y 18.3 dB,
-  LPIPS 0.456; 1500 pixel steps then 200 / 400 feature steps gave 23.3 / 21.3 dB, LPIPS 0.399 / 0.377,
-  still falling (bicubic in the same script: 28.43 dB, 0.341); after 400 feature steps the butterfly's yellows were
-  desaturated and a fine grid pattern (the stride-1/2 convolutions' checkerboard, already faint after
+* pilots (Set5 ×4, texbench's metrics): 200 pixel steps then 200 feature steps gave PSNR-Y 18.3 dB, LPIPS
+  0.456; 1500 pixel steps then 200 / 400 feature steps gave 23.3 / 21.3 dB, LPIPS 0.399 / 0.377, still
+  falling (bicubic in the same script: 28.43 dB, 0.341); after 400 feature steps the butterfly's yellows
+  were desaturated and a fine grid pattern (the stride-1/2 convolutions' checkerboard, already faint after
   the pixel phase) covered flat areas.
 
-Measured (``texbench run`` of sr4 on Set5, the suite ``johnson-sr-set5``; one torch thread, the other
-core busy with other work, load average 3-4): training 2769 s (46 min); then PSNR-Y (4-pixel border)
-22.87 dB, SSIM 0.4692, LPIPS (alex) 0.1849, against bicubic 28.63 dB, 0.7764, 0.3405 and Lanczos
-28.82 dB, 0.7817, 0.3445. The paper's relation holds in direction (below bicubic in PSNR, better
-perceptually: LPIPS 0.156 lower), but the PSNR cost is 5.8 dB where the paper reports 1.3 dB (27.09 dB
-against bicubic's 28.43 dB): the outputs are sharper (the edges of the butterfly's wings) but their colours are shifted (paler yellows, a greyer hat, a more magenta face) and
-flat areas keep a faint grid pattern. relu2_2 features constrain colour weakly, and 4000 feature steps
-on 68 images are 2% of the paper's 200k steps on 10k.
+Measured (``texbench run`` of sr4 on Set5, the suite ``johnson-sr-set5``; one torch thread, the other core
+busy with other work, load average 3-4): training 2769 s (46 min); then PSNR-Y (4-pixel border) 22.87 dB,
+SSIM 0.4692, LPIPS (alex) 0.1849, against bicubic 28.63 dB, 0.7764, 0.3405 and Lanczos 28.82 dB, 0.7817,
+0.3445. The paper's relation holds in direction (below bicubic in PSNR, better perceptually: LPIPS 0.156
+lower), but the PSNR cost is 5.8 dB where the paper reports 1.3 dB (27.09 dB against bicubic's 28.43 dB):
+the outputs are sharper (the edges of the butterfly's wings) but their colours are shifted (paler yellows,
+a greyer hat, a more magenta face) and flat areas keep a faint grid pattern. relu2_2 features constrain
+colour weakly, and 4000 feature steps on 68 images are 2% of the paper's 200k steps on 10k.
 
 Departures, written down:
 
