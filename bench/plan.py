@@ -2,7 +2,8 @@
 
 Per ``[[task]]`` of the suite: how many inputs (images, or content × style pairs), methods, seeds and jobs
 it expands to, which datasets are missing (a standard set not fetched, or only partly; a folder that
-does not exist), and an estimate of the time from this machine's stored timings of earlier runs
+does not exist; a method's training images, its ``train_images`` parameter, when they name a standard
+set not fetched), and an estimate of the time from this machine's stored timings of earlier runs
 (:mod:`texbench.timings`). Nothing is run, written or downloaded, and a missing dataset is counted from
 its manifest (``datasets/standard.toml``), so the plan of a suite whose data is not there yet still
 says how big it is.
@@ -93,6 +94,18 @@ def _role(ds: DatasetSpec, image_size: int | None, data_root: Path | None) -> _R
     return _Role(len(items), pixels)
 
 
+def _training_set(name: Any) -> _Role | None:
+    """A method's training images, counted like a task's dataset, when its ``train_images`` parameter
+    names a standard set (a folder path or a built-in set has nothing to fetch)."""
+    from texbench import registry
+
+    if not isinstance(name, str) or name not in registry.datasets.names():
+        return None
+    if not getattr(registry.datasets.get(name), "set_name", ""):
+        return None
+    return _role(DatasetSpec(name=name), 1, None)
+
+
 def _header_pixels(path: Path) -> int | None:
     """Width × height from an image file's header, without decoding it."""
     from PIL import Image
@@ -155,11 +168,17 @@ def plan_suite(suite: Suite, *, data_root: str | Path | None = None, device: str
             if pixels and any(e is None for e in per_input):
                 unknown.append(m.display)
             known += sum(e for e in per_input if e is not None) * len(seeds)
-        missing = [r.missing for r in roles.values() if r.missing]
+        missing = [r.missing.split(" (")[0] for r in roles.values() if r.missing]
+        fetch = [r.fetch for r in roles.values() if r.fetch]
+        for m, _, params in methods:  # a method's own training images (johnson-sr[cpu] trains on cbsd68)
+            train = _training_set(params.get("train_images"))
+            if train is not None and train.missing:
+                missing.append(f"{train.missing.split(' (')[0]} (training images of {m.display})")
+                fetch.append(train.fetch or "")
         plans.append(TaskPlan(
             key=_task_key(spec, suite, seen), inputs=len(pixels), methods=len(methods), seeds=len(seeds),
             jobs=len(pixels) * len(methods) * len(seeds),
-            missing=[m.split(" (")[0] for m in missing], fetch=[r.fetch for r in roles.values() if r.fetch],
+            missing=missing, fetch=[f for f in fetch if f],
             estimate_s=None if unknown else round(known, 1), known_s=known, unknown_methods=unknown,
         ))
     return plans

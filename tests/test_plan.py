@@ -156,3 +156,25 @@ def test_cli_plan_text_json_and_errors(two_tasks, tmp_path, monkeypatch):
     """)
     r = CliRunner().invoke(main, ["run", "--suite", str(bad), "--plan"])
     assert r.exit_code != 0 and "gausian-filter" in r.output and "Traceback" not in r.output
+
+
+def test_a_methods_training_set_that_is_not_fetched_is_missing(tmp_path, monkeypatch):
+    """johnson-sr[cpu] trains on cbsd68: a plan names it (and the command that fetches it) when it is
+    not there, though no task of the suite reads cbsd68."""
+    monkeypatch.setenv("TEXBENCH_DATASETS", str(tmp_path / "no-datasets"))
+    data = _images(tmp_path / "data", 2, size=64)
+    suite = load_suite(str(_suite(tmp_path, f"""
+        name = "t"
+        seeds = [0]
+        [[task]]
+        name = "sr4"
+        datasets = {{ clean = {{ path = "{data}" }} }}
+        methods = [{{ name = "bicubic" }}, {{ name = "johnson-sr", preset = "cpu" }},
+                   {{ name = "johnson-sr", preset = "tiny" }}]
+    """)))
+    (plan,) = plan_suite(suite)
+    assert plan.missing == ["cbsd68 (training images of johnson-sr[cpu])"]  # tiny trains on builtin-train
+    assert plan.fetch == ["texbench datasets fetch cbsd68"]
+    res = CliRunner().invoke(main, ["run", "--suite", str(tmp_path / "s.toml"), "--plan"])
+    assert res.exit_code == 0, res.output
+    assert "training images of johnson-sr[cpu]" in res.output and "texbench datasets fetch cbsd68" in res.output
