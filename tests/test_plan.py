@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
+from test_runner import _images
 
 from texbench import registry
 from texbench.cli import main
@@ -17,14 +17,6 @@ from texbench.plan import plan_json, plan_suite
 from texbench.runner import run_suite
 from texbench.suite import load_suite
 from texbench.timings import estimate, key_of, load_timings, record_timing, timings_path
-
-
-def _images(folder: Path, n: int, size: int = 32) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
-    return folder
 
 
 def _suite(tmp_path: Path, body: str) -> Path:

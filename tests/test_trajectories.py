@@ -90,18 +90,24 @@ def _denoise_input(size: int = 32) -> tuple[TaskInput, torch.Tensor]:
     return ex.input, clean
 
 
+def _run_reporting(cls, params, inp, *, seed):
+    """The method's ``tiny`` preset run twice: silently, then reporting its iterates. Returns the silent
+    output, the reported run's output, its ``(iteration, iterate)`` reports and the reporting instance."""
+    silent = cls.from_config("tiny", params).run(inp, seed=seed, device="cpu")
+    got = []
+    method = cls.from_config("tiny", params)
+    with method.iterates_to(lambda i, x: got.append((i, x.clone()))):
+        out = method.run(inp, seed=seed, device="cpu")
+    return silent, out, got, method
+
+
 @pytest.mark.parametrize("task", ["denoise", "sr4"])
 def test_dip_reports_every_k_iterations_without_changing_its_output(task):
     inp, clean = _denoise_input()
     if task == "sr4":
         ex = get_task("sr4").build({"clean": clean}, item="x", params=get_task("sr4").params({}))
         inp = ex.input
-    params = {"iterations": 12, "report_every": 5}
-    silent = DIP.from_config("tiny", params).run(inp, seed=3, device="cpu")
-    got = []
-    dip = DIP.from_config("tiny", params)
-    with dip.iterates_to(lambda i, x: got.append((i, x.clone()))):
-        out = dip.run(inp, seed=3, device="cpu")
+    silent, out, got, _ = _run_reporting(DIP, {"iterations": 12, "report_every": 5}, inp, seed=3)
     assert [i for i, _ in got] == [5, 10, 12]  # every 5 and the last
     torch.testing.assert_close(out, silent, rtol=0, atol=0)  # the reports change nothing
     torch.testing.assert_close(got[-1][1], out, rtol=0, atol=0)  # the curve ends on the output
@@ -114,12 +120,7 @@ def test_gatys_reports_about_every_k_evaluations_and_ends_on_its_output(monkeypa
 
     monkeypatch.setenv(RANDOM_INIT_ENV, "1")  # the trajectory, not the weights, is tested
     inp = TaskInput("texture", "x", (32, 32), image=_smooth(48, 48, 2))
-    params = {"max_evals": 14, "report_every": 4}
-    silent = Gatys.from_config("tiny", params).run(inp, seed=0, device="cpu")
-    got = []
-    g = Gatys.from_config("tiny", params)
-    with g.iterates_to(lambda i, x: got.append((i, x.clone()))):
-        out = g.run(inp, seed=0, device="cpu")
+    silent, out, got, g = _run_reporting(Gatys, {"max_evals": 14, "report_every": 4}, inp, seed=0)
     its = [i for i, _ in got]
     assert its == sorted(set(its)) and len(its) >= 3
     # one report per multiple of 4 crossed, at the first accepted iterate past it, then the final output
