@@ -384,15 +384,12 @@ class ProcessExecutor:
         idle, self._idle = self._idle, []
         busy: list[_Worker] = []
         cores = self._cores()
-        head: tuple[int, dict[str, Any]] | None = None
         completed = False
         try:
             while pending or busy:
                 while pending and len(busy) < self.size:
                     i = pending[0]
-                    if head is None or head[0] != i:  # built once (scoring payloads read outputs from disk)
-                        head = (i, payloads[i])
-                    threads = self._threads(head[1])
+                    threads = self._threads(payloads[i])
                     # payloads that fix their threads (the scoring pass: the driver's count, for equal bits)
                     # run side by side only as far as the cores allow: 2 scoring tasks of 2 threads on 2
                     # cores would each run at half speed and load every network twice
@@ -401,7 +398,7 @@ class ProcessExecutor:
                     pending.popleft()
                     w = idle.pop() if idle else self._start()
                     try:
-                        payload = {**head[1], "threads": threads}
+                        payload = {**payloads[i], "threads": threads}
                         w.pipe.send_bytes(pickle.dumps((fn, payload), protocol=pickle.HIGHEST_PROTOCOL))
                     except (OSError, ValueError):  # the worker died before it took the job
                         self._forget(w)
@@ -548,14 +545,11 @@ class RayExecutor:
         environ = _texbench_environ()
         pending = deque(range(len(payloads)))
         running: dict[Any, tuple[int, dict[str, Any], float | None]] = {}  # ref -> (index, options, deadline)
-        built: tuple[int, dict[str, Any]] | None = None
         completed = False
         try:
             while pending or running:
                 while pending:
-                    if built is None or built[0] != pending[0]:  # built once (scoring payloads read files)
-                        built = (pending[0], payloads[pending[0]])
-                    head = built[1]
+                    head = payloads[pending[0]]
                     opts = ray_task_options({**(head.get("resources") or {}),
                                              **({"threads": head["threads"]} if head.get("threads") else {})})
                     opts["num_cpus"] = min(opts["num_cpus"], int(node_cpus))

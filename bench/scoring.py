@@ -107,16 +107,20 @@ class _Inputs:
 
 
 class _Payloads(Sequence):
-    """Scoring payloads built when an executor asks for them, so outputs are read as they are sent."""
+    """Scoring payloads built when an executor asks for them, so outputs are read as they are sent; the
+    last one is kept, because an executor looks at a payload (its threads) before it sends it."""
 
     def __init__(self, specs: list[Any], build: Callable[[Any], dict[str, Any]]) -> None:
         self.specs, self.build = specs, build
+        self._last: tuple[int, dict[str, Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.specs)
 
     def __getitem__(self, i):  # type: ignore[override]
-        return self.build(self.specs[i])
+        if self._last is None or self._last[0] != i:
+            self._last = (i, self.build(self.specs[i]))
+        return self._last[1]
 
 
 def _batch_size(ex: Any, n: int) -> int:
