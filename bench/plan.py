@@ -103,7 +103,7 @@ def _training_set(name: Any) -> _Role | None:
         return None
     if not getattr(registry.datasets.get(name), "set_name", ""):
         return None
-    return _role(DatasetSpec(name=name), 1, None)
+    return _role(DatasetSpec(name=name), 1, None)  # any fixed image size: no image is read for its sizes
 
 
 def _header_pixels(path: Path) -> int | None:
