@@ -90,8 +90,9 @@ def content_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def pixel_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-pixel loss ``‖x − y‖² / (C·H·W)`` per image, averaged over the batch (the paper's ``ℓ_pixel``)."""
-    return (x - y).pow(2).mean()
+    """Per-pixel loss ``‖x − y‖² / (C·H·W)`` per image, averaged over the batch (the paper's ``ℓ_pixel``):
+    the normalised distance of :func:`content_loss`, taken on the images instead of their features."""
+    return content_loss(x, y)
 
 
 def style_loss(
